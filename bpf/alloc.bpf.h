@@ -1,0 +1,263 @@
+/* Allocator layer: entry and return uprobes on the malloc family and on C++
+ * operator new. Userspace attaches these programs once per allocator file
+ * (inode); the programs keep only the processes selected by is_target(). */
+#ifndef MEMOBSERVE_ALLOC_BPF_H
+#define MEMOBSERVE_ALLOC_BPF_H
+
+#include "common.bpf.h"
+
+/* libbpf 1.1 (Debian 12) has no BPF_UPROBE macros. BPF_KPROBE and BPF_KRETPROBE
+ * read the same pt_regs registers, so they serve uprobes as well. */
+
+/* An allocator call in progress on one thread. */
+struct allocator_call {
+	__u64 size;
+	__u64 argument;    /* realloc: old block; posix_memalign: result pointer */
+	__u64 entry_sp;    /* user stack pointer at entry, for nesting checks */
+	struct mo_site_key site;
+	__u32 kind;
+	__u32 depth;       /* nested allocator calls inside this one */
+};
+
+/* pid_tgid -> the outermost allocator call of that thread. The stack taken at
+ * its entry is reused by the mapping and fault programs for what happens
+ * inside the call, because libc without frame pointers breaks the walk there. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 32768);
+	__type(key, __u64);
+	__type(value, struct allocator_call);
+} allocator_calls SEC(".maps");
+
+/* Block -> size and site, for every live allocation. Sized by the loader. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 524288);
+	__type(key, struct mo_live_key);
+	__type(value, struct mo_live_value);
+} live SEC(".maps");
+
+/* Return the allocator call that the current thread is inside, if `sp` lies
+ * within it. A call whose frame is gone (an operator new that threw, so its
+ * return probe never ran) is deleted. */
+static __always_inline struct allocator_call *enclosing_call(__u64 pid_tgid, __u64 sp)
+{
+	struct allocator_call *call = bpf_map_lookup_elem(&allocator_calls, &pid_tgid);
+
+	if (!call)
+		return NULL;
+	if (sp < call->entry_sp)
+		return call;
+	bpf_map_delete_elem(&allocator_calls, &pid_tgid);
+	return NULL;
+}
+
+static __always_inline void record_allocation(struct allocator_call *call, __u64 address)
+{
+	struct mo_site_counters *counters = site_counters(&call->site);
+	struct mo_live_key key = { .pid = call->site.pid, .address = address };
+	struct mo_live_value value = { .size = call->size, .site = call->site };
+
+	if (counters) {
+		__sync_fetch_and_add(&counters->allocated_bytes, call->size);
+		__sync_fetch_and_add(&counters->allocations, 1);
+	}
+	if (bpf_map_update_elem(&live, &key, &value, BPF_ANY))
+		count_drop(MO_DROP_LIVE_MAP_FULL);
+}
+
+static __always_inline void record_failure(struct allocator_call *call)
+{
+	struct mo_site_counters *counters = site_counters(&call->site);
+
+	if (counters)
+		__sync_fetch_and_add(&counters->failed_allocations, 1);
+}
+
+static __always_inline void record_free(__u32 tgid, __u64 address)
+{
+	struct mo_live_key key = { .pid = tgid, .address = address };
+	struct mo_live_value *block = bpf_map_lookup_elem(&live, &key);
+	struct mo_site_counters *counters;
+
+	if (!block) {
+		count_stat(MO_STAT_UNTRACKED_FREES);
+		return;
+	}
+	counters = site_counters(&block->site);
+	if (counters) {
+		__sync_fetch_and_add(&counters->freed_bytes, block->size);
+		__sync_fetch_and_add(&counters->frees, 1);
+	}
+	bpf_map_delete_elem(&live, &key);
+}
+
+static __always_inline int enter_allocator(struct pt_regs *ctx, __u32 kind, __u64 size,
+					   __u64 argument)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u32 tgid = pid_tgid >> 32;
+	__u64 sp = PT_REGS_SP(ctx);
+	struct allocator_call *outer;
+	struct allocator_call call = {};
+
+	if (!is_target(tgid))
+		return 0;
+	count_stat(MO_STAT_ALLOC_PROBE_HITS);
+
+	/* glibc's realloc(NULL, n) calls malloc, and operator new calls malloc:
+	 * only the outermost call records. */
+	outer = enclosing_call(pid_tgid, sp);
+	if (outer) {
+		outer->depth++;
+		return 0;
+	}
+
+	call.size = size;
+	call.argument = argument;
+	call.entry_sp = sp;
+	call.kind = kind;
+	current_site(ctx, tgid, &call.site);
+	/* The frame-pointer walk starts at the caller's saved frame, so it skips
+	 * the caller itself; its return address is on top of the stack here. */
+	call.site.caller = read_stack_top(sp);
+	if (bpf_map_update_elem(&allocator_calls, &pid_tgid, &call, BPF_ANY))
+		count_drop(MO_DROP_PENDING_MAP_FULL);
+	return 0;
+}
+
+SEC("uprobe")
+int BPF_KPROBE(malloc_enter, __u64 size)
+{
+	return enter_allocator(ctx, MO_ALLOC_MALLOC, size, 0);
+}
+
+SEC("uprobe")
+int BPF_KPROBE(calloc_enter, __u64 count, __u64 size)
+{
+	return enter_allocator(ctx, MO_ALLOC_CALLOC, count * size, 0);
+}
+
+SEC("uprobe")
+int BPF_KPROBE(realloc_enter, __u64 block, __u64 size)
+{
+	return enter_allocator(ctx, MO_ALLOC_REALLOC, size, block);
+}
+
+SEC("uprobe")
+int BPF_KPROBE(reallocarray_enter, __u64 block, __u64 count, __u64 size)
+{
+	return enter_allocator(ctx, MO_ALLOC_REALLOCARRAY, count * size, block);
+}
+
+SEC("uprobe")
+int BPF_KPROBE(posix_memalign_enter, __u64 result, __u64 alignment, __u64 size)
+{
+	return enter_allocator(ctx, MO_ALLOC_POSIX_MEMALIGN, size, result);
+}
+
+SEC("uprobe")
+int BPF_KPROBE(aligned_alloc_enter, __u64 alignment, __u64 size)
+{
+	return enter_allocator(ctx, MO_ALLOC_ALIGNED_ALLOC, size, 0);
+}
+
+SEC("uprobe")
+int BPF_KPROBE(memalign_enter, __u64 alignment, __u64 size)
+{
+	return enter_allocator(ctx, MO_ALLOC_MEMALIGN, size, 0);
+}
+
+SEC("uprobe")
+int BPF_KPROBE(valloc_enter, __u64 size)
+{
+	return enter_allocator(ctx, MO_ALLOC_VALLOC, size, 0);
+}
+
+SEC("uprobe")
+int BPF_KPROBE(pvalloc_enter, __u64 size)
+{
+	/* pvalloc rounds the request up to whole pages. */
+	__u64 rounded = (size + page_size - 1) & ~(page_size - 1);
+
+	return enter_allocator(ctx, MO_ALLOC_PVALLOC, rounded, 0);
+}
+
+SEC("uprobe")
+int BPF_KPROBE(operator_new_enter, __u64 size)
+{
+	return enter_allocator(ctx, MO_ALLOC_OPERATOR_NEW, size, 0);
+}
+
+/* One return program for every allocator entry point above. */
+SEC("uretprobe")
+int BPF_KRETPROBE(allocator_return, __u64 result)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct allocator_call *pending;
+	struct allocator_call call;
+	__u64 address = result;
+
+	pending = bpf_map_lookup_elem(&allocator_calls, &pid_tgid);
+	if (!pending)
+		return 0;
+	count_stat(MO_STAT_ALLOC_PROBE_HITS);
+	if (pending->depth > 0) {
+		pending->depth--;
+		return 0;
+	}
+	call = *pending;
+	bpf_map_delete_elem(&allocator_calls, &pid_tgid);
+
+	switch (call.kind) {
+	case MO_ALLOC_REALLOC:
+	case MO_ALLOC_REALLOCARRAY:
+		if (call.argument && call.size == 0) {
+			/* realloc(p, 0) frees p (glibc returns NULL). */
+			record_free(call.site.pid, call.argument);
+			return 0;
+		}
+		if (!result) {
+			record_failure(&call);
+			return 0;
+		}
+		if (call.argument)
+			record_free(call.site.pid, call.argument);
+		break;
+	case MO_ALLOC_POSIX_MEMALIGN:
+		/* Returns 0 or an error number; the block is written to *result. */
+		if (result != 0 ||
+		    bpf_probe_read_user(&address, sizeof(address), (void *)call.argument)) {
+			record_failure(&call);
+			return 0;
+		}
+		break;
+	default:
+		if (!result) {
+			record_failure(&call);
+			return 0;
+		}
+		break;
+	}
+	record_allocation(&call, address);
+	return 0;
+}
+
+SEC("uprobe")
+int BPF_KPROBE(free_enter, __u64 block)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u32 tgid = pid_tgid >> 32;
+
+	if (!block || !is_target(tgid))
+		return 0;
+	count_stat(MO_STAT_ALLOC_PROBE_HITS);
+
+	/* glibc's realloc(p, 0) calls free: the realloc return records it. */
+	if (enclosing_call(pid_tgid, PT_REGS_SP(ctx)))
+		return 0;
+	record_free(tgid, block);
+	return 0;
+}
+
+#endif /* MEMOBSERVE_ALLOC_BPF_H */

@@ -1,0 +1,155 @@
+/* Maps, settings and helpers shared by every layer of memobserve's BPF side. */
+#ifndef MEMOBSERVE_COMMON_BPF_H
+#define MEMOBSERVE_COMMON_BPF_H
+
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+#include "memobserve/abi.h"
+
+#define EEXIST 17
+#define ENOMEM 12
+
+/* Set by the loader between open and load. */
+const volatile __u32 filter_mode = MO_FILTER_PIDS;
+const volatile bool follow_children = true;
+const volatile __u64 page_size = 4096;
+
+/* Losses and other counters, read by userspace through the skeleton. */
+__u64 drops[MO_DROP_COUNT] = {};
+__u64 stats[MO_STAT_COUNT] = {};
+
+/* tgid -> 1 for every traced process. Written by userspace at start and by the
+ * fork program when following children. Sized by the loader. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 8192);
+	__type(key, __u32);
+	__type(value, __u8);
+} targets SEC(".maps");
+
+/* User stacks by id. No BPF_F_REUSE_STACKID: a collision must not overwrite
+ * a stack that a site already refers to. Sized by the loader. */
+struct {
+	__uint(type, BPF_MAP_TYPE_STACK_TRACE);
+	__uint(max_entries, 16384);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, MO_MAX_STACK_DEPTH * sizeof(__u64));
+} stacks SEC(".maps");
+
+/* Site -> counters. Sized by the loader. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct mo_site_key);
+	__type(value, struct mo_site_counters);
+} sites SEC(".maps");
+
+/* Rare events for userspace: address-space changes and process lifetime. */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 4 << 20);
+} events SEC(".maps");
+
+/* One flag per CPU, set while a program reads user memory. A frame-pointer
+ * walk that follows a bad pointer faults in kernel mode on a user address; the
+ * kernel fault program must not count those faults as the target's. BPF
+ * programs run with migration disabled, so the flag stays on this CPU. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} reading_user_memory SEC(".maps");
+
+static __always_inline void set_reading_user_memory(__u32 value)
+{
+	__u32 zero = 0;
+	__u32 *flag = bpf_map_lookup_elem(&reading_user_memory, &zero);
+
+	if (flag)
+		*flag = value;
+}
+
+static __always_inline bool is_reading_user_memory(void)
+{
+	__u32 zero = 0;
+	__u32 *flag = bpf_map_lookup_elem(&reading_user_memory, &zero);
+
+	return flag && *flag;
+}
+
+/* Read the word at the top of the user stack: the return address at a
+ * function's first instruction, and in a wrapper that pushes nothing. */
+static __always_inline __u64 read_stack_top(__u64 sp)
+{
+	__u64 word = 0;
+
+	set_reading_user_memory(1);
+	if (bpf_probe_read_user(&word, sizeof(word), (void *)sp))
+		word = 0;
+	set_reading_user_memory(0);
+	return word;
+}
+
+static __always_inline void count_drop(enum mo_drop kind)
+{
+	if (kind < MO_DROP_COUNT)
+		__sync_fetch_and_add(&drops[kind], 1);
+}
+
+static __always_inline void count_stat(enum mo_stat kind)
+{
+	if (kind < MO_STAT_COUNT)
+		__sync_fetch_and_add(&stats[kind], 1);
+}
+
+static __always_inline bool is_target(__u32 tgid)
+{
+	if (filter_mode == MO_FILTER_ALL)
+		return true;
+	return bpf_map_lookup_elem(&targets, &tgid) != NULL;
+}
+
+/* Fill `key` with the current user stack. A stack the map cannot store goes
+ * to the unknown-stack site of the process, never to another stack's id. */
+static __always_inline void current_site(void *ctx, __u32 tgid, struct mo_site_key *key)
+{
+	long id;
+
+	set_reading_user_memory(1);
+	id = bpf_get_stackid(ctx, &stacks, BPF_F_USER_STACK);
+	set_reading_user_memory(0);
+	if (id < 0) {
+		if (id == -ENOMEM)
+			count_drop(MO_DROP_STACK_MAP_FULL);
+		else if (id == -EEXIST)
+			count_drop(MO_DROP_STACK_COLLISION);
+		else
+			count_drop(MO_DROP_STACK_OTHER);
+		id = MO_UNKNOWN_STACK_ID;
+	}
+	key->pid = tgid;
+	key->stack_id = (__s32)id;
+	key->caller = 0;
+}
+
+/* Return the counters of `key`, creating them on first use; NULL when the
+ * site map is full (counted as a drop). */
+static __always_inline struct mo_site_counters *site_counters(struct mo_site_key *key)
+{
+	static const struct mo_site_counters zero = {};
+	struct mo_site_counters *counters;
+
+	counters = bpf_map_lookup_elem(&sites, key);
+	if (counters)
+		return counters;
+	bpf_map_update_elem(&sites, key, &zero, BPF_NOEXIST);
+	counters = bpf_map_lookup_elem(&sites, key);
+	if (!counters)
+		count_drop(MO_DROP_SITE_MAP_FULL);
+	return counters;
+}
+
+#endif /* MEMOBSERVE_COMMON_BPF_H */

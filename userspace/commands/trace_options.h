@@ -1,0 +1,30 @@
+// Options shared by the commands that trace: targets, probe layers and map sizes.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+#include "session/tracer.h"
+
+namespace memobserve {
+
+struct TraceCommandOptions {
+    std::vector<int> pids;
+    std::vector<std::string> command;
+    bool no_alloc_probes = false;
+    bool no_follow = false;
+    TraceOptions trace;
+    int verbosity = 0;
+};
+
+// Register -p, the command after --, --no-alloc-probes, map sizes and -v.
+void add_trace_options(CLI::App& app, TraceCommandOptions& options);
+
+// Check the combination of options; throws Error naming the problem.
+void validate_trace_options(TraceCommandOptions& options);
+
+TargetSpec target_spec(const TraceCommandOptions& options);
+
+}  // namespace memobserve

@@ -1,0 +1,62 @@
+// memobserve: allocated, mapped, faulted and resident memory per allocation
+// site, for running processes, through eBPF.
+#include <algorithm>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include "commands/commands.h"
+#include "util/error.h"
+
+namespace {
+
+// `memobserve -p PID` means `memobserve top -p PID`.
+std::vector<std::string> arguments_with_default_command(int argc, char** argv) {
+    std::vector<std::string> arguments(argv + 1, argv + argc);
+    static const char* const commands[] = {"top", "snapshot"};
+    bool help = !arguments.empty() && (arguments[0] == "-h" || arguments[0] == "--help" ||
+                                       arguments[0] == "--version");
+    bool named = !arguments.empty() &&
+                 std::any_of(std::begin(commands), std::end(commands),
+                             [&](const char* command) { return arguments[0] == command; });
+    if (!arguments.empty() && !help && !named)
+        arguments.insert(arguments.begin(), "top");
+    return arguments;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    CLI::App app{"memobserve: per allocation site, how much memory a process allocated, mapped, "
+                 "faulted in and holds resident, traced live with eBPF.\n"
+                 "Without a command name, 'top' is assumed: memobserve -p PID"};
+    app.set_version_flag("--version", "memobserve 0.1.0");
+    app.require_subcommand(1);
+
+    CLI::App* top = app.add_subcommand("top", "Live table of allocation sites, refreshed every interval");
+    CLI::App* snapshot = app.add_subcommand("snapshot", "Trace for a while and write one JSON snapshot");
+    memobserve::CommandRunner run_top = memobserve::setup_top_command(*top);
+    memobserve::CommandRunner run_snapshot = memobserve::setup_snapshot_command(*snapshot);
+
+    std::vector<std::string> arguments = arguments_with_default_command(argc, argv);
+    std::reverse(arguments.begin(), arguments.end());
+    try {
+        app.parse(arguments);
+    } catch (const CLI::ParseError& error) {
+        return app.exit(error);
+    }
+
+    try {
+        if (top->parsed())
+            return run_top();
+        return run_snapshot();
+    } catch (const memobserve::Error& error) {
+        fmt::print(stderr, "memobserve: error: {}\n", error.what());
+        if (!error.hint().empty())
+            fmt::print(stderr, "memobserve: hint: {}\n", error.hint());
+        return error.exit_code();
+    }
+}

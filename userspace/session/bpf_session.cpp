@@ -1,0 +1,284 @@
+#include "session/bpf_session.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdarg>
+#include <cstring>
+#include <map>
+
+#include "memobserve.skel.h"
+#include "util/error.h"
+#include "util/log.h"
+
+namespace memobserve {
+
+static_assert(sizeof(mo_site_key) == 16);
+static_assert(sizeof(mo_site_counters) == 56);
+static_assert(sizeof(mo_live_key) == 16);
+static_assert(sizeof(mo_live_value) == 24);
+static_assert(sizeof(mo_event) == 80);
+
+namespace {
+
+int print_libbpf_message(libbpf_print_level level, const char* format, va_list arguments) {
+    if (level == LIBBPF_DEBUG && !log::enabled(log::Level::debug))
+        return 0;
+    if (level == LIBBPF_INFO && !log::enabled(log::Level::debug))
+        return 0;
+    if (level == LIBBPF_WARN && !log::enabled(log::Level::info))
+        return 0;
+    return std::vfprintf(stderr, format, arguments);
+}
+
+std::string permission_hint() {
+    return "memobserve needs root, or the capabilities CAP_BPF, CAP_PERFMON and "
+           "CAP_SYS_ADMIN: run it with sudo";
+}
+
+[[noreturn]] void fail_load(const std::string& what, int error) {
+    if (error == EPERM || error == EACCES)
+        throw Error(fmt::format("{}: {}", what, describe_errno(error)), permission_hint());
+    throw Error(fmt::format("{}: {}", what, describe_errno(error)),
+                "run with -vv to see the BPF loader's messages");
+}
+
+int ring_callback(void* context, void* data, std::size_t size) {
+    if (size < sizeof(mo_event))
+        return 0;
+    auto* handler = static_cast<std::function<void(const mo_event&)>*>(context);
+    mo_event event;
+    std::memcpy(&event, data, sizeof(event));
+    (*handler)(event);
+    return 0;
+}
+
+// Which entry program serves each allocator symbol.
+bpf_program* entry_program(memobserve_bpf* skeleton, const std::string& symbol) {
+    auto& programs = skeleton->progs;
+    const std::map<std::string, bpf_program*> by_symbol = {
+        {"malloc", programs.malloc_enter},
+        {"calloc", programs.calloc_enter},
+        {"realloc", programs.realloc_enter},
+        {"reallocarray", programs.reallocarray_enter},
+        {"posix_memalign", programs.posix_memalign_enter},
+        {"aligned_alloc", programs.aligned_alloc_enter},
+        {"memalign", programs.memalign_enter},
+        {"valloc", programs.valloc_enter},
+        {"pvalloc", programs.pvalloc_enter},
+        {"free", programs.free_enter},
+    };
+    auto found = by_symbol.find(symbol);
+    return found != by_symbol.end() ? found->second : programs.operator_new_enter;
+}
+
+// Read every entry of a hash map in batches of up to 4096.
+template <typename Key, typename Value>
+std::vector<std::pair<Key, Value>> read_hash_map(int fd, std::uint32_t max_entries) {
+    std::vector<std::pair<Key, Value>> entries;
+    std::vector<Key> keys(4096);
+    std::vector<Value> values(4096);
+    alignas(8) unsigned char token[sizeof(Key) < 8 ? 8 : sizeof(Key)];
+    bool first = true;
+    entries.reserve(1024);
+
+    while (entries.size() <= max_entries) {
+        __u32 count = static_cast<__u32>(keys.size());
+        int result = bpf_map_lookup_batch(fd, first ? nullptr : token, token, keys.data(),
+                                          values.data(), &count, nullptr);
+        int error = result < 0 ? errno : 0;
+        for (__u32 i = 0; i < count; ++i)
+            entries.emplace_back(keys[i], values[i]);
+        first = false;
+        if (error == ENOENT)
+            break;
+        if (error == ENOSPC) {
+            keys.resize(keys.size() * 2);
+            values.resize(values.size() * 2);
+            continue;
+        }
+        if (error != 0)
+            throw Error(fmt::format("failed to read a BPF map: {}", describe_errno(error)));
+    }
+    return entries;
+}
+
+}  // namespace
+
+void BpfSession::LinkDeleter::operator()(bpf_link* link) const { bpf_link__destroy(link); }
+
+BpfSession::BpfSession(const TraceOptions& options) {
+    libbpf_set_print(print_libbpf_message);
+
+    skeleton_ = memobserve_bpf__open();
+    if (!skeleton_)
+        fail_load("failed to open the BPF object", errno);
+
+    skeleton_->rodata->filter_mode = options.all_processes ? MO_FILTER_ALL : MO_FILTER_PIDS;
+    skeleton_->rodata->follow_children = options.follow_children;
+    skeleton_->rodata->page_size = static_cast<__u64>(sysconf(_SC_PAGESIZE));
+    bpf_map__set_max_entries(skeleton_->maps.targets, options.max_targets);
+    bpf_map__set_max_entries(skeleton_->maps.sites, options.max_sites);
+    bpf_map__set_max_entries(skeleton_->maps.stacks, options.max_stacks);
+    bpf_map__set_max_entries(skeleton_->maps.live, options.max_live_allocations);
+
+    if (memobserve_bpf__load(skeleton_) != 0) {
+        int error = errno;
+        memobserve_bpf__destroy(skeleton_);
+        skeleton_ = nullptr;
+        fail_load("failed to load the BPF programs", error);
+    }
+
+    try {
+        attach_tracepoints();
+    } catch (...) {
+        tracepoint_links_.clear();
+        memobserve_bpf__destroy(skeleton_);
+        skeleton_ = nullptr;
+        throw;
+    }
+
+    ring_ = ring_buffer__new(bpf_map__fd(skeleton_->maps.events), ring_callback, &handler_, nullptr);
+    if (!ring_) {
+        int error = errno;
+        tracepoint_links_.clear();
+        memobserve_bpf__destroy(skeleton_);
+        skeleton_ = nullptr;
+        fail_load("failed to open the BPF ring buffer", error);
+    }
+}
+
+BpfSession::~BpfSession() {
+    ring_buffer__free(ring_);
+    uprobe_links_.clear();
+    tracepoint_links_.clear();
+    memobserve_bpf__destroy(skeleton_);
+}
+
+void BpfSession::attach_tracepoints() {
+    struct Tracepoint {
+        bpf_program* program;
+        const char* name;
+    };
+    const Tracepoint tracepoints[] = {
+        {skeleton_->progs.vm_syscall_enter, "raw_syscalls:sys_enter"},
+        {skeleton_->progs.vm_syscall_exit, "raw_syscalls:sys_exit"},
+        {skeleton_->progs.user_page_fault, "exceptions:page_fault_user"},
+        {skeleton_->progs.kernel_page_fault, "exceptions:page_fault_kernel"},
+        {skeleton_->progs.process_fork, "sched:sched_process_fork"},
+        {skeleton_->progs.process_exec, "sched:sched_process_exec"},
+        {skeleton_->progs.process_exit, "sched:sched_process_exit"},
+    };
+    for (const auto& tracepoint : tracepoints) {
+        bpf_link* link = bpf_program__attach(tracepoint.program);
+        if (!link) {
+            int error = errno;
+            throw Error(fmt::format("failed to attach to the tracepoint {}: {}", tracepoint.name,
+                                    describe_errno(error)),
+                        "memobserve needs BTF-enabled tracepoints (tp_btf, Linux 5.5 or later "
+                        "with /sys/kernel/btf/vmlinux)");
+        }
+        tracepoint_links_.emplace_back(link);
+    }
+}
+
+void BpfSession::add_target(int pid) {
+    __u32 key = static_cast<__u32>(pid);
+    __u8 value = 1;
+    if (bpf_map__update_elem(skeleton_->maps.targets, &key, sizeof(key), &value, sizeof(value),
+                             BPF_ANY) != 0)
+        throw Error(fmt::format("failed to add process {} to the target map: {}", pid,
+                                describe_errno(errno)),
+                    "raise --max-targets");
+}
+
+bool BpfSession::has_allocator_probes(std::uint64_t device, std::uint64_t inode) const {
+    return probed_inodes_.count({device, inode}) != 0;
+}
+
+std::string BpfSession::attach_allocator(const AllocatorFile& file) {
+    if (has_allocator_probes(file.device, file.inode))
+        return {};
+
+    std::vector<Link> links;
+    for (const auto& function : file.functions) {
+        bool is_free = function.name == "free";
+        LIBBPF_OPTS(bpf_uprobe_opts, entry_options, .retprobe = false);
+        bpf_link* entry = bpf_program__attach_uprobe_opts(
+            entry_program(skeleton_, function.name), -1, file.open_path.c_str(),
+            function.file_offset, &entry_options);
+        if (!entry)
+            return fmt::format("failed to attach a uprobe to {} in {}: {}", function.name,
+                               file.path, describe_errno(errno));
+        links.emplace_back(entry);
+        if (is_free)
+            continue;
+
+        LIBBPF_OPTS(bpf_uprobe_opts, return_options, .retprobe = true);
+        bpf_link* exit = bpf_program__attach_uprobe_opts(
+            skeleton_->progs.allocator_return, -1, file.open_path.c_str(), function.file_offset,
+            &return_options);
+        if (!exit)
+            return fmt::format("failed to attach a return uprobe to {} in {}: {}", function.name,
+                               file.path, describe_errno(errno));
+        links.emplace_back(exit);
+    }
+
+    for (auto& link : links)
+        uprobe_links_.push_back(std::move(link));
+    probed_inodes_.insert({file.device, file.inode});
+    log::info("probing {} allocator functions in {}", file.functions.size(), file.path);
+    return {};
+}
+
+void BpfSession::poll_events(int timeout_ms, const std::function<void(const mo_event&)>& handler) {
+    handler_ = handler;
+    int result = ring_buffer__poll(ring_, timeout_ms);
+    if (result < 0 && result != -EINTR)
+        log::warning("failed to read the BPF ring buffer: {}", describe_errno(-result));
+}
+
+std::vector<std::pair<mo_site_key, mo_site_counters>> BpfSession::read_sites() const {
+    return read_hash_map<mo_site_key, mo_site_counters>(bpf_map__fd(skeleton_->maps.sites),
+                                                        bpf_map__max_entries(skeleton_->maps.sites));
+}
+
+std::vector<std::pair<mo_live_key, mo_live_value>> BpfSession::read_live_allocations() const {
+    return read_hash_map<mo_live_key, mo_live_value>(bpf_map__fd(skeleton_->maps.live),
+                                                     bpf_map__max_entries(skeleton_->maps.live));
+}
+
+std::vector<std::uint64_t> BpfSession::read_stack(std::int32_t id) const {
+    if (id < 0)
+        return {};
+    __u64 addresses[MO_MAX_STACK_DEPTH] = {};
+    __u32 key = static_cast<__u32>(id);
+    if (bpf_map_lookup_elem(bpf_map__fd(skeleton_->maps.stacks), &key, addresses) != 0)
+        return {};
+    std::vector<std::uint64_t> stack;
+    for (auto address : addresses) {
+        if (address == 0)
+            break;
+        stack.push_back(address);
+    }
+    return stack;
+}
+
+Drops BpfSession::read_drops() const {
+    const auto* counts = skeleton_->bss->drops;
+    Drops drops;
+    drops.live_map_full = counts[MO_DROP_LIVE_MAP_FULL];
+    drops.site_map_full = counts[MO_DROP_SITE_MAP_FULL];
+    drops.stack_map_full = counts[MO_DROP_STACK_MAP_FULL];
+    drops.stack_collisions = counts[MO_DROP_STACK_COLLISION];
+    drops.stack_errors = counts[MO_DROP_STACK_OTHER];
+    drops.allocator_calls_map_full = counts[MO_DROP_PENDING_MAP_FULL];
+    drops.event_ring_full = counts[MO_DROP_EVENT_RING_FULL];
+    return drops;
+}
+
+std::uint64_t BpfSession::read_stat(mo_stat stat) const { return skeleton_->bss->stats[stat]; }
+
+}  // namespace memobserve

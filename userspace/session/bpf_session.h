@@ -1,0 +1,77 @@
+// The BPF side of a trace: loads memobserve's programs, keeps the target set,
+// attaches the probes, and reads the maps. Detaches everything when destroyed.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "memobserve/abi.h"
+#include "model/snapshot.h"
+#include "session/allocators.h"
+
+struct memobserve_bpf;
+struct bpf_link;
+struct ring_buffer;
+
+namespace memobserve {
+
+struct TraceOptions {
+    bool alloc_probes = true;
+    bool follow_children = true;
+    bool all_processes = false;
+    std::uint32_t max_sites = 65536;
+    std::uint32_t max_stacks = 16384;
+    std::uint32_t max_live_allocations = 524288;
+    std::uint32_t max_targets = 8192;
+};
+
+class BpfSession {
+public:
+    // Opens, sizes, loads and attaches the tracepoint programs. Throws Error
+    // with what is missing (privileges, BTF, a tracepoint).
+    explicit BpfSession(const TraceOptions& options);
+    ~BpfSession();
+    BpfSession(const BpfSession&) = delete;
+    BpfSession& operator=(const BpfSession&) = delete;
+
+    void add_target(int pid);
+
+    // Attach the allocator probes to `file` once per inode. Returns an empty
+    // string on success, else why a probe failed (and detaches the file's
+    // probes attached so far).
+    std::string attach_allocator(const AllocatorFile& file);
+    bool has_allocator_probes(std::uint64_t device, std::uint64_t inode) const;
+    std::size_t attached_probe_count() const { return uprobe_links_.size(); }
+
+    // Deliver ring-buffer events to `handler` for up to `timeout_ms`.
+    void poll_events(int timeout_ms, const std::function<void(const mo_event&)>& handler);
+
+    std::vector<std::pair<mo_site_key, mo_site_counters>> read_sites() const;
+    std::vector<std::pair<mo_live_key, mo_live_value>> read_live_allocations() const;
+    // Return addresses of stack `id`, innermost first; empty if unknown.
+    std::vector<std::uint64_t> read_stack(std::int32_t id) const;
+    Drops read_drops() const;
+    std::uint64_t read_stat(mo_stat stat) const;
+
+private:
+    struct LinkDeleter {
+        void operator()(bpf_link* link) const;
+    };
+    using Link = std::unique_ptr<bpf_link, LinkDeleter>;
+
+    void attach_tracepoints();
+
+    memobserve_bpf* skeleton_ = nullptr;
+    ring_buffer* ring_ = nullptr;
+    std::vector<Link> tracepoint_links_;
+    std::vector<Link> uprobe_links_;
+    std::set<std::pair<std::uint64_t, std::uint64_t>> probed_inodes_;
+    std::function<void(const mo_event&)> handler_;
+};
+
+}  // namespace memobserve

@@ -1,0 +1,337 @@
+#include "session/tracer.h"
+
+#include <sys/stat.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <algorithm>
+
+#include "collectors/cgroup.h"
+#include "collectors/pagemap.h"
+#include "collectors/procfs.h"
+#include "util/error.h"
+#include "util/log.h"
+
+namespace memobserve {
+
+namespace {
+
+SiteCounters counters_from(const mo_site_counters& raw) {
+    SiteCounters counters;
+    counters.allocated_bytes = raw.allocated_bytes;
+    counters.allocations = raw.allocations;
+    counters.freed_bytes = raw.freed_bytes;
+    counters.frees = raw.frees;
+    counters.failed_allocations = raw.failed_allocations;
+    counters.faulted_bytes = raw.faulted_bytes;
+    return counters;
+}
+
+std::string kernel_release() {
+    struct utsname names;
+    return uname(&names) == 0 ? names.release : "";
+}
+
+}  // namespace
+
+Tracer::Tracer(const TargetSpec& targets, const TraceOptions& options)
+    : options_(options), mappings_(static_cast<std::uint64_t>(sysconf(_SC_PAGESIZE))),
+      page_size_(static_cast<std::uint64_t>(sysconf(_SC_PAGESIZE))) {
+    for (int pid : targets.pids) {
+        if (pid <= 0 || !process_exists(pid))
+            throw Error(fmt::format("process {} not found", pid),
+                        "check the PID with 'ps -p PID'");
+    }
+
+    // The child exists before the probes, but runs nothing of the command
+    // until release().
+    if (!targets.command.empty())
+        command_ = std::make_unique<LaunchedCommand>(targets.command);
+
+    bpf_ = std::make_unique<BpfSession>(options_);
+    for (int pid : targets.pids)
+        add_process(pid);
+
+    if (command_) {
+        add_process(command_->pid());
+        // The child is still memobserve's fork: probe the allocators of the
+        // program it is about to run and of memobserve itself (same libc).
+        if (options_.alloc_probes) {
+            if (auto file = inspect_allocator_file(command_->program())) {
+                struct stat status;
+                if (stat(command_->program().c_str(), &status) == 0 && !file->functions.empty()) {
+                    file->path = command_->program();
+                    file->device = status.st_dev;
+                    file->inode = status.st_ino;
+                    std::string failure = bpf_->attach_allocator(*file);
+                    if (!failure.empty())
+                        throw Error(failure);
+                }
+            }
+        }
+        command_->release();
+    }
+
+    started_ = last_tick_ = std::chrono::steady_clock::now();
+    last_probe_hits_ = bpf_->read_stat(MO_STAT_ALLOC_PROBE_HITS);
+}
+
+Tracer::~Tracer() = default;
+
+void Tracer::add_process(int pid) {
+    if (processes_.count(pid))
+        return;
+    bpf_->add_target(pid);
+    ProcessState& process = processes_[pid];
+    process.info.pid = pid;
+    process.info.comm = read_comm(pid).value_or("");
+    process.info.cmdline = read_cmdline(pid).value_or("");
+    inspect_allocators(process);
+    read_process_totals(process);
+}
+
+void Tracer::inspect_allocators(ProcessState& process) {
+    auto maps = read_maps(process.info.pid);
+    if (!maps)
+        return;
+
+    bool changed = false;
+    for (const auto& mapped : executable_files(process.info.pid, *maps)) {
+        if (!process.inspected_files.insert({mapped.device, mapped.inode}).second)
+            continue;
+        changed = true;
+        auto file = inspect_allocator_file(mapped.open_path);
+        if (!file || (file->functions.empty() && file->unprobed_allocator.empty()))
+            continue;
+        file->path = mapped.path;
+        file->device = mapped.device;
+        file->inode = mapped.inode;
+
+        AllocatorInfo info;
+        info.module = mapped.path;
+        if (!file->unprobed_allocator.empty()) {
+            info.kind = file->unprobed_allocator;
+            info.note = fmt::format("{} in {} has no probes: its allocations are not in "
+                                    "allocated and live; mapped, faulted and resident still are",
+                                    file->unprobed_allocator, mapped.path);
+            process.info.allocators.push_back(info);
+            log::warning("process {}: {}", process.info.pid, info.note);
+        }
+        if (file->functions.empty())
+            continue;
+
+        bool has_malloc = std::any_of(file->functions.begin(), file->functions.end(),
+                                      [](const auto& function) { return function.name == "malloc"; });
+        info.kind = has_malloc ? "malloc" : "operator new";
+        info.note.clear();
+        if (!options_.alloc_probes) {
+            info.note = "allocator probes off (--no-alloc-probes)";
+        } else {
+            std::string failure = bpf_->attach_allocator(*file);
+            info.probed = failure.empty();
+            info.note = failure;
+            if (!failure.empty())
+                log::warning("process {}: {}", process.info.pid, failure);
+        }
+        process.info.allocators.push_back(info);
+    }
+
+    if (changed && process.symbolizer_loaded)
+        symbolizer_.refresh(process.info.pid);
+}
+
+void Tracer::read_process_totals(ProcessState& process) {
+    int pid = process.info.pid;
+    if (process.info.exited)
+        return;
+    if (auto memory = read_process_memory(pid))
+        process.info.memory = *memory;
+    if (auto cgroup = read_cgroup_memory(pid))
+        process.info.cgroup = *cgroup;
+    if (process.info.cmdline.empty())
+        process.info.cmdline = read_cmdline(pid).value_or("");
+    if (auto comm = read_comm(pid))
+        process.info.comm = *comm;
+    if (!process.symbolizer_loaded) {
+        symbolizer_.refresh(pid);
+        process.symbolizer_loaded = true;
+    }
+}
+
+void Tracer::handle_event(const mo_event& event) {
+    mappings_.apply(event);
+    switch (event.type) {
+    case MO_EVENT_FORK:
+        if (!processes_.count(static_cast<int>(event.pid))) {
+            ProcessState& process = processes_[static_cast<int>(event.pid)];
+            process.info.pid = static_cast<int>(event.pid);
+            process.info.comm = read_comm(process.info.pid).value_or("");
+        }
+        break;
+    case MO_EVENT_EXEC: {
+        auto found = processes_.find(static_cast<int>(event.pid));
+        if (found != processes_.end()) {
+            found->second.info.cmdline.clear();
+            found->second.inspected_files.clear();
+            found->second.info.allocators.clear();
+            found->second.symbolizer_loaded = false;
+        }
+        break;
+    }
+    case MO_EVENT_EXIT: {
+        auto found = processes_.find(static_cast<int>(event.pid));
+        if (found != processes_.end())
+            found->second.info.exited = true;
+        break;
+    }
+    default:
+        break;
+    }
+}
+
+void Tracer::poll(std::chrono::milliseconds timeout) {
+    bpf_->poll_events(static_cast<int>(timeout.count()),
+                      [this](const mo_event& event) { handle_event(event); });
+}
+
+void Tracer::tick() {
+    // Drain what is queued first, so that exits and mappings are current.
+    poll(std::chrono::milliseconds(0));
+
+    for (auto& [pid, process] : processes_) {
+        if (process.info.exited)
+            continue;
+        if (!process_exists(pid)) {
+            process.info.exited = true;
+            continue;
+        }
+        inspect_allocators(process);
+        read_process_totals(process);
+    }
+    measure_residency(bpf_->read_live_allocations());
+
+    auto now = std::chrono::steady_clock::now();
+    double seconds = std::chrono::duration<double>(now - last_tick_).count();
+    std::uint64_t hits = bpf_->read_stat(MO_STAT_ALLOC_PROBE_HITS);
+    if (seconds > 0)
+        probe_hit_rate_ = static_cast<double>(hits - last_probe_hits_) / seconds;
+    last_probe_hits_ = hits;
+    last_tick_ = now;
+    if (command_)
+        command_->poll_exit();
+}
+
+void Tracer::measure_residency(const std::vector<std::pair<mo_live_key, mo_live_value>>& live) {
+    std::map<int, std::map<SiteId, std::vector<AddressRange>>> ranges;
+    for (const auto& [key, value] : live)
+        ranges[static_cast<int>(key.pid)][SiteId::from(value.site)].push_back(
+            {key.address, key.address + value.size});
+
+    for (auto& [pid, process] : processes_) {
+        if (process.info.exited)
+            continue;
+        auto& sites = ranges[pid];
+        for (auto& [site, mapped] : mappings_.ranges_by_site(static_cast<std::uint32_t>(pid)))
+            sites[site].insert(sites[site].end(), mapped.begin(), mapped.end());
+
+        try {
+            Pagemap pagemap(pid, page_size_);
+            std::map<SiteId, std::uint64_t> resident;
+            std::vector<AddressRange> all;
+            for (auto& [site, site_ranges] : sites) {
+                all.insert(all.end(), site_ranges.begin(), site_ranges.end());
+                resident[site] = pagemap.resident_bytes(std::move(site_ranges));
+            }
+            process.resident_total = pagemap.resident_bytes(std::move(all));
+            process.resident_by_site = std::move(resident);
+        } catch (const Error& error) {
+            // The process ended between the check and the read: keep the
+            // last numbers.
+            if (!process_exists(pid))
+                process.info.exited = true;
+            else
+                log::warning("process {}: {}", pid, error.what());
+        }
+    }
+}
+
+std::vector<Frame> Tracer::frames_of(const SiteId& site) {
+    auto cached = frames_cache_.find(site);
+    if (cached != frames_cache_.end())
+        return cached->second;
+
+    std::vector<std::uint64_t> addresses = bpf_->read_stack(site.stack_id);
+    // The syscall programs add the return address that the frame-pointer walk
+    // skipped; the walk may also have found it, then it is not added twice.
+    bool caller_added = site.caller != 0 && !addresses.empty() &&
+                        (addresses.size() < 2 || addresses[1] != site.caller);
+    if (caller_added)
+        addresses.insert(addresses.begin() + 1, site.caller);
+    std::vector<Frame> frames = symbolizer_.symbolize(static_cast<int>(site.pid), addresses);
+    // The word read from the stack was data, not a return address.
+    if (caller_added && frames.size() > 1 && frames[1].module == "[unknown]")
+        frames.erase(frames.begin() + 1);
+    frames_cache_[site] = frames;
+    return frames;
+}
+
+Snapshot Tracer::snapshot() {
+    poll(std::chrono::milliseconds(0));
+    auto live = bpf_->read_live_allocations();
+    measure_residency(live);
+
+    Snapshot snapshot;
+    snapshot.taken_at = rfc3339_now();
+    snapshot.duration_s =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
+    snapshot.host.kernel = kernel_release();
+    snapshot.host.page_size = page_size_;
+    snapshot.alloc_probes = options_.alloc_probes;
+    snapshot.drops = bpf_->read_drops();
+    snapshot.untracked_frees = bpf_->read_stat(MO_STAT_UNTRACKED_FREES);
+    snapshot.alloc_probe_hits = bpf_->read_stat(MO_STAT_ALLOC_PROBE_HITS);
+
+    std::map<SiteId, SiteCounters> sites;
+    for (const auto& [key, raw] : bpf_->read_sites())
+        sites[SiteId::from(key)] = counters_from(raw);
+    for (const auto& [key, value] : live) {
+        auto& counters = sites[SiteId::from(value.site)];
+        counters.live_bytes += value.size;
+        counters.live_allocations += 1;
+    }
+    for (const auto& [site, mapped] : mappings_.mapped_by_site()) {
+        sites[site].mapped_bytes = mapped.bytes;
+        sites[site].mapped_file_bytes = mapped.file_bytes;
+    }
+
+    for (auto& [pid, process] : processes_) {
+        snapshot.processes.push_back(process.info);
+        for (const auto& [site, resident] : process.resident_by_site)
+            sites[site].resident_bytes = resident;
+        snapshot.totals.resident_bytes += process.resident_total;
+    }
+
+    for (const auto& [id, counters] : sites) {
+        Site site;
+        site.pid = static_cast<int>(id.pid);
+        site.unknown_stack = id.stack_id < 0;
+        site.frames = frames_of(id);
+        site.counters = counters;
+        std::uint64_t resident = snapshot.totals.resident_bytes;
+        snapshot.totals += counters;
+        snapshot.totals.resident_bytes = resident;
+        snapshot.sites.push_back(std::move(site));
+    }
+    return snapshot;
+}
+
+bool Tracer::all_exited() const {
+    return std::all_of(processes_.begin(), processes_.end(),
+                       [](const auto& entry) { return entry.second.info.exited; });
+}
+
+std::optional<int> Tracer::command_exit_status() {
+    return command_ ? command_->poll_exit() : std::nullopt;
+}
+
+}  // namespace memobserve

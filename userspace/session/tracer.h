@@ -1,0 +1,81 @@
+// A trace of a set of processes: targets, probes, events and the snapshot they
+// add up to. The order is fixed: construct (load and attach tracepoints), add
+// targets, run ticks and polls, take snapshots, destroy (detach everything).
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "model/mappings.h"
+#include "model/snapshot.h"
+#include "session/bpf_session.h"
+#include "session/launcher.h"
+#include "symbolizer/symbolizer.h"
+
+namespace memobserve {
+
+struct TargetSpec {
+    std::vector<int> pids;
+    std::vector<std::string> command;  // empty unless tracing a command
+};
+
+class Tracer {
+public:
+    // Checks the targets, loads the BPF programs and attaches every probe.
+    // A command is started only after its probes are in place.
+    Tracer(const TargetSpec& targets, const TraceOptions& options);
+    ~Tracer();
+
+    // Handle ring-buffer events for up to `timeout`.
+    void poll(std::chrono::milliseconds timeout);
+
+    // Once per interval: probe allocators that appeared (exec, dlopen), read
+    // process totals, and measure residency while the processes are alive.
+    void tick();
+
+    // Everything known now, symbolized. Residency of exited processes is the
+    // last one measured.
+    Snapshot snapshot();
+
+    bool all_exited() const;
+    // Exit status of the traced command, once it has ended.
+    std::optional<int> command_exit_status();
+    double probe_hit_rate() const { return probe_hit_rate_; }
+    std::chrono::steady_clock::time_point started() const { return started_; }
+
+private:
+    struct ProcessState {
+        ProcessInfo info;
+        std::set<std::pair<std::uint64_t, std::uint64_t>> inspected_files;
+        std::map<SiteId, std::uint64_t> resident_by_site;
+        std::uint64_t resident_total = 0;
+        bool symbolizer_loaded = false;
+    };
+
+    void add_process(int pid);
+    void inspect_allocators(ProcessState& process);
+    void read_process_totals(ProcessState& process);
+    void measure_residency(const std::vector<std::pair<mo_live_key, mo_live_value>>& live);
+    void handle_event(const mo_event& event);
+    std::vector<Frame> frames_of(const SiteId& site);
+
+    TraceOptions options_;
+    std::unique_ptr<BpfSession> bpf_;
+    std::unique_ptr<LaunchedCommand> command_;
+    MappingTracker mappings_;
+    Symbolizer symbolizer_;
+    std::map<int, ProcessState> processes_;
+    std::map<SiteId, std::vector<Frame>> frames_cache_;
+    std::uint64_t page_size_;
+    std::chrono::steady_clock::time_point started_;
+    std::chrono::steady_clock::time_point last_tick_;
+    std::uint64_t last_probe_hits_ = 0;
+    double probe_hit_rate_ = 0;
+};
+
+}  // namespace memobserve

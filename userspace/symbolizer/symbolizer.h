@@ -1,0 +1,51 @@
+// Turns user addresses of traced processes into frames: function (C++
+// demangled), module, offset and source line, through elfutils (libdwfl).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <vector>
+
+#include "model/snapshot.h"
+
+namespace memobserve {
+
+class Symbolizer {
+public:
+    Symbolizer();
+    ~Symbolizer();
+    Symbolizer(const Symbolizer&) = delete;
+    Symbolizer& operator=(const Symbolizer&) = delete;
+
+    // Frames for `addresses` of process `pid`, innermost first. Reads the
+    // process's mappings on first use and keeps them, so that a process that
+    // has exited since still resolves; forget(pid) drops them. An address
+    // without a symbol gives module and module offset. An address outside every
+    // mapped file (anonymous memory such as JIT code) gives module "[unknown]",
+    // and so does every address of a process whose mappings could not be read,
+    // until refresh(pid).
+    //
+    // Every address after the first is taken as a return address, which
+    // points after its call instruction, so its symbol, module and line are
+    // those of address - 1. Frame::address stays the given address and
+    // Frame::offset is counted from it.
+    //
+    // Without a symbol, Frame::offset is the address as the module's ELF file
+    // numbers it (the input of `addr2line -e MODULE`). A symbol is reported
+    // only when its [start, start + size) contains the address.
+    std::vector<Frame> symbolize(int pid, const std::vector<std::uint64_t>& addresses);
+
+    // Read the mappings of `pid` again (after exec or dlopen). Keeps the
+    // mappings read before when the process has exited.
+    void refresh(int pid);
+    void forget(int pid);
+
+private:
+    struct Process;
+    static std::unique_ptr<Process> read_process(int pid);
+    Process& process(int pid);
+    std::map<int, std::unique_ptr<Process>> processes_;
+};
+
+}  // namespace memobserve

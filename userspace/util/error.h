@@ -1,0 +1,28 @@
+// Error type of memobserve: what failed, on which value, and what to do next.
+#pragma once
+
+#include <stdexcept>
+#include <string>
+
+namespace memobserve {
+
+// A failure that ends the command. main() prints it and turns it into the exit
+// code; everything owned by the stack (probes, maps, children) is released by
+// destructors on the way out.
+class Error : public std::runtime_error {
+public:
+    explicit Error(std::string message, std::string hint = {}, int exit_code = 1)
+        : std::runtime_error(std::move(message)), hint_(std::move(hint)), exit_code_(exit_code) {}
+
+    const std::string& hint() const { return hint_; }
+    int exit_code() const { return exit_code_; }
+
+private:
+    std::string hint_;
+    int exit_code_;
+};
+
+// Describe errno value `error` the way strerror does, with its symbolic name.
+std::string describe_errno(int error);
+
+}  // namespace memobserve

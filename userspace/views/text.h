@@ -1,0 +1,36 @@
+// Text rendering of a snapshot: process header, totals and the site table.
+// Shared by the live view and the snapshot summary.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "model/snapshot.h"
+
+namespace memobserve {
+
+enum class SortKey { allocated, live, mapped, faulted, resident };
+
+// Parse "allocated", "live", "mapped", "faulted" or "resident".
+bool parse_sort_key(const std::string& text, SortKey& key);
+const char* sort_key_name(SortKey key);
+
+// "0 B", "512 B", "1.5 KiB", "49.75 MiB", "4.00 GiB".
+std::string format_bytes(std::uint64_t bytes);
+
+// Calling function of a site, skipping the allocator's own frames, and its
+// next two callers: "leak_foo < main < __libc_start_call_main".
+std::string site_label(const Site& site);
+
+struct TableOptions {
+    SortKey sort = SortKey::resident;
+    std::size_t rows = 20;
+    double probe_hit_rate = -1;  // hits per second; negative to leave out
+};
+
+// Process totals, traced totals, allocator and loss notes.
+std::string render_header(const Snapshot& snapshot, const TableOptions& options);
+// The top `options.rows` sites by `options.sort`.
+std::string render_sites(const Snapshot& snapshot, const TableOptions& options);
+
+}  // namespace memobserve
