@@ -38,18 +38,35 @@ struct {
 } live SEC(".maps");
 
 /* Return the allocator call that the current thread is inside, if `sp` lies
- * within it. A call whose frame is gone (an operator new that threw, so its
- * return probe never ran) is deleted. */
+ * within it. The same stack pointer counts as inside: glibc's calloc ends by
+ * jumping to memset, which then runs on calloc's frame. A call whose frame is
+ * gone (an operator new that threw, so its return probe never ran) is
+ * deleted. */
 static __always_inline struct allocator_call *enclosing_call(__u64 pid_tgid, __u64 sp)
 {
 	struct allocator_call *call = bpf_map_lookup_elem(&allocator_calls, &pid_tgid);
 
 	if (!call)
 		return NULL;
-	if (sp < call->entry_sp)
+	if (sp <= call->entry_sp)
 		return call;
+	count_stat(MO_STAT_LOST_RETURNS);
 	bpf_map_delete_elem(&allocator_calls, &pid_tgid);
 	return NULL;
+}
+
+/* Whether an allocator entry at stack pointer `sp` runs inside `outer`. A
+ * deeper stack means a call from inside. The same stack pointer means either a
+ * tail call (realloc jumping to malloc) or a new call after `outer` returned
+ * unseen. In a tail call the return address slot already holds the kernel's
+ * uretprobe trampoline, so it no longer matches the caller `outer` saw. */
+static __always_inline bool is_nested(struct allocator_call *outer, __u64 sp)
+{
+	if (sp < outer->entry_sp)
+		return true;
+	if (sp > outer->entry_sp)
+		return false;
+	return read_stack_top(sp) != outer->site.caller;
 }
 
 static __always_inline void record_allocation(struct allocator_call *call, __u64 address)
@@ -105,12 +122,16 @@ static __always_inline int enter_allocator(struct pt_regs *ctx, __u32 kind, __u6
 		return 0;
 	count_stat(MO_STAT_ALLOC_PROBE_HITS);
 
-	/* glibc's realloc(NULL, n) calls malloc, and operator new calls malloc:
+	/* glibc's realloc(NULL, n) jumps to malloc, and operator new calls malloc:
 	 * only the outermost call records. */
-	outer = enclosing_call(pid_tgid, sp);
-	if (outer) {
+	outer = bpf_map_lookup_elem(&allocator_calls, &pid_tgid);
+	if (outer && is_nested(outer, sp)) {
 		outer->depth++;
 		return 0;
+	}
+	if (outer) {
+		count_stat(MO_STAT_LOST_RETURNS);
+		bpf_map_delete_elem(&allocator_calls, &pid_tgid);
 	}
 
 	call.size = size;
@@ -208,6 +229,7 @@ int BPF_KRETPROBE(allocator_return, __u64 result)
 	}
 	call = *pending;
 	bpf_map_delete_elem(&allocator_calls, &pid_tgid);
+	count_stat(MO_STAT_ALLOC_RETURNS);
 
 	switch (call.kind) {
 	case MO_ALLOC_REALLOC:

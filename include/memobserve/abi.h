@@ -88,6 +88,8 @@ enum mo_drop {
 enum mo_stat {
 	MO_STAT_ALLOC_PROBE_HITS = 0, /* allocator entry and return probes that ran */
 	MO_STAT_UNTRACKED_FREES,      /* free of a block allocated before attaching */
+	MO_STAT_ALLOC_RETURNS,        /* return probes that completed an allocator call */
+	MO_STAT_LOST_RETURNS,         /* allocator calls whose return probe never ran */
 	MO_STAT_COUNT,
 };
 

@@ -31,6 +31,8 @@ int run_snapshot(SnapshotOptions& options) {
     auto deadline = tracer.started() + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
                                            std::chrono::duration<double>(options.duration_s));
     auto next_tick = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+    fmt::print(stderr, "memobserve: tracing {} with {} allocator probes for {}s; Ctrl-C to stop early\n",
+               tracer.describe_targets(), tracer.probe_count(), options.duration_s);
 
     // Measure residency once a second, so that a target that exits early
     // keeps the numbers of its last second.

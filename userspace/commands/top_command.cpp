@@ -47,6 +47,8 @@ int run_top(TopOptions& options) {
     install_stop_handlers();
     Tracer tracer(target_spec(options.trace), options.trace.trace);
     bool terminal = isatty(STDOUT_FILENO);
+    fmt::print(stderr, "memobserve: tracing {} with {} allocator probes; Ctrl-C to stop\n",
+               tracer.describe_targets(), tracer.probe_count());
 
     for (std::size_t iteration = 1; !stop_requested(); ++iteration) {
         wait_handling_events(tracer, options.interval_s);

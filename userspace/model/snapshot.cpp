@@ -28,7 +28,7 @@ SiteCounters& SiteCounters::operator+=(const SiteCounters& other) {
 
 std::uint64_t Drops::total() const {
     return live_map_full + site_map_full + stack_map_full + stack_collisions + stack_errors +
-           allocator_calls_map_full + event_ring_full;
+           allocator_calls_map_full + event_ring_full + allocator_returns_lost;
 }
 
 std::string rfc3339_now() {
@@ -192,7 +192,8 @@ json to_json(const Snapshot& snapshot) {
           {"stack_collisions", snapshot.drops.stack_collisions},
           {"stack_errors", snapshot.drops.stack_errors},
           {"allocator_calls_map_full", snapshot.drops.allocator_calls_map_full},
-          {"event_ring_full", snapshot.drops.event_ring_full}}},
+          {"event_ring_full", snapshot.drops.event_ring_full},
+          {"allocator_returns_lost", snapshot.drops.allocator_returns_lost}}},
     };
     for (const auto& process : snapshot.processes)
         document["processes"].push_back(process_json(process));
@@ -245,6 +246,7 @@ Snapshot snapshot_from_json(const json& document) {
         snapshot.drops.stack_errors = drops.at("stack_errors").get<std::uint64_t>();
         snapshot.drops.allocator_calls_map_full = drops.at("allocator_calls_map_full").get<std::uint64_t>();
         snapshot.drops.event_ring_full = drops.at("event_ring_full").get<std::uint64_t>();
+        snapshot.drops.allocator_returns_lost = drops.value("allocator_returns_lost", std::uint64_t{0});
     } catch (const json::exception& error) {
         throw Error(fmt::format("invalid snapshot: {}", error.what()));
     }

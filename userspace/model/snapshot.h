@@ -98,6 +98,10 @@ struct Drops {
     std::uint64_t stack_errors = 0;
     std::uint64_t allocator_calls_map_full = 0;
     std::uint64_t event_ring_full = 0;
+    // Allocator calls whose return probe did not run, so their block is not
+    // known. Linux creates a process's uprobe area at its first probe hit,
+    // and the return of that first call is not seen when it is an allocation.
+    std::uint64_t allocator_returns_lost = 0;
 
     std::uint64_t total() const;
 };

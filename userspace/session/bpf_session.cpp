@@ -194,12 +194,12 @@ void BpfSession::add_target(int pid) {
                     "raise --max-targets");
 }
 
-bool BpfSession::has_allocator_probes(std::uint64_t device, std::uint64_t inode) const {
-    return probed_inodes_.count({device, inode}) != 0;
+bool BpfSession::has_allocator_probes(const AllocatorFile& file, int pid) const {
+    return probed_files_.count({file.device, file.inode, pid}) != 0;
 }
 
-std::string BpfSession::attach_allocator(const AllocatorFile& file) {
-    if (has_allocator_probes(file.device, file.inode))
+std::string BpfSession::attach_allocator(const AllocatorFile& file, int pid) {
+    if (has_allocator_probes(file, pid))
         return {};
 
     std::vector<Link> links;
@@ -207,7 +207,7 @@ std::string BpfSession::attach_allocator(const AllocatorFile& file) {
         bool is_free = function.name == "free";
         LIBBPF_OPTS(bpf_uprobe_opts, entry_options, .retprobe = false);
         bpf_link* entry = bpf_program__attach_uprobe_opts(
-            entry_program(skeleton_, function.name), -1, file.open_path.c_str(),
+            entry_program(skeleton_, function.name), pid, file.open_path.c_str(),
             function.file_offset, &entry_options);
         if (!entry)
             return fmt::format("failed to attach a uprobe to {} in {}: {}", function.name,
@@ -218,7 +218,7 @@ std::string BpfSession::attach_allocator(const AllocatorFile& file) {
 
         LIBBPF_OPTS(bpf_uprobe_opts, return_options, .retprobe = true);
         bpf_link* exit = bpf_program__attach_uprobe_opts(
-            skeleton_->progs.allocator_return, -1, file.open_path.c_str(), function.file_offset,
+            skeleton_->progs.allocator_return, pid, file.open_path.c_str(), function.file_offset,
             &return_options);
         if (!exit)
             return fmt::format("failed to attach a return uprobe to {} in {}: {}", function.name,
@@ -228,8 +228,9 @@ std::string BpfSession::attach_allocator(const AllocatorFile& file) {
 
     for (auto& link : links)
         uprobe_links_.push_back(std::move(link));
-    probed_inodes_.insert({file.device, file.inode});
-    log::info("probing {} allocator functions in {}", file.functions.size(), file.path);
+    probed_files_.insert({file.device, file.inode, pid});
+    log::info("process {}: probing {} allocator functions in {}", pid, file.functions.size(),
+              file.path);
     return {};
 }
 
@@ -276,6 +277,7 @@ Drops BpfSession::read_drops() const {
     drops.stack_errors = counts[MO_DROP_STACK_OTHER];
     drops.allocator_calls_map_full = counts[MO_DROP_PENDING_MAP_FULL];
     drops.event_ring_full = counts[MO_DROP_EVENT_RING_FULL];
+    drops.allocator_returns_lost = skeleton_->bss->stats[MO_STAT_LOST_RETURNS];
     return drops;
 }
 

@@ -7,6 +7,7 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -41,11 +42,13 @@ public:
 
     void add_target(int pid);
 
-    // Attach the allocator probes to `file` once per inode. Returns an empty
-    // string on success, else why a probe failed (and detaches the file's
-    // probes attached so far).
-    std::string attach_allocator(const AllocatorFile& file);
-    bool has_allocator_probes(std::uint64_t device, std::uint64_t inode) const;
+    // Attach the allocator probes of `file` for process `pid`, once per file
+    // and process. The kernel then places breakpoints only in that process,
+    // so other users of the same libc, memobserve included, run at full
+    // speed. Returns an empty string on success, else why a probe failed
+    // (and detaches the file's probes attached so far).
+    std::string attach_allocator(const AllocatorFile& file, int pid);
+    bool has_allocator_probes(const AllocatorFile& file, int pid) const;
     std::size_t attached_probe_count() const { return uprobe_links_.size(); }
 
     // Deliver ring-buffer events to `handler` for up to `timeout_ms`.
@@ -70,7 +73,7 @@ private:
     ring_buffer* ring_ = nullptr;
     std::vector<Link> tracepoint_links_;
     std::vector<Link> uprobe_links_;
-    std::set<std::pair<std::uint64_t, std::uint64_t>> probed_inodes_;
+    std::set<std::tuple<std::uint64_t, std::uint64_t, int>> probed_files_;  // device, inode, pid
     std::function<void(const mo_event&)> handler_;
 };
 

@@ -63,7 +63,7 @@ Tracer::Tracer(const TargetSpec& targets, const TraceOptions& options)
                     file->path = command_->program();
                     file->device = status.st_dev;
                     file->inode = status.st_ino;
-                    std::string failure = bpf_->attach_allocator(*file);
+                    std::string failure = bpf_->attach_allocator(*file, command_->pid());
                     if (!failure.empty())
                         throw Error(failure);
                 }
@@ -72,16 +72,20 @@ Tracer::Tracer(const TargetSpec& targets, const TraceOptions& options)
         command_->release();
     }
 
+    if (options_.alloc_probes && bpf_->attached_probe_count() == 0)
+        log::warning("no allocator found to probe in {}: allocated and live stay at zero; "
+                     "mapped, faulted and resident still work", describe_targets());
     started_ = last_tick_ = std::chrono::steady_clock::now();
     last_probe_hits_ = bpf_->read_stat(MO_STAT_ALLOC_PROBE_HITS);
 }
 
 Tracer::~Tracer() = default;
 
-void Tracer::add_process(int pid) {
+void Tracer::add_process(int pid, bool add_to_target_map) {
     if (processes_.count(pid))
         return;
-    bpf_->add_target(pid);
+    if (add_to_target_map)
+        bpf_->add_target(pid);
     ProcessState& process = processes_[pid];
     process.info.pid = pid;
     process.info.comm = read_comm(pid).value_or("");
@@ -127,7 +131,7 @@ void Tracer::inspect_allocators(ProcessState& process) {
         if (!options_.alloc_probes) {
             info.note = "allocator probes off (--no-alloc-probes)";
         } else {
-            std::string failure = bpf_->attach_allocator(*file);
+            std::string failure = bpf_->attach_allocator(*file, process.info.pid);
             info.probed = failure.empty();
             info.note = failure;
             if (!failure.empty())
@@ -162,11 +166,8 @@ void Tracer::handle_event(const mo_event& event) {
     mappings_.apply(event);
     switch (event.type) {
     case MO_EVENT_FORK:
-        if (!processes_.count(static_cast<int>(event.pid))) {
-            ProcessState& process = processes_[static_cast<int>(event.pid)];
-            process.info.pid = static_cast<int>(event.pid);
-            process.info.comm = read_comm(process.info.pid).value_or("");
-        }
+        // The fork program has put the child in the target map already.
+        add_process(static_cast<int>(event.pid), false);
         break;
     case MO_EVENT_EXEC: {
         auto found = processes_.find(static_cast<int>(event.pid));
@@ -323,6 +324,16 @@ Snapshot Tracer::snapshot() {
         snapshot.sites.push_back(std::move(site));
     }
     return snapshot;
+}
+
+std::string Tracer::describe_targets() const {
+    std::string text;
+    for (const auto& [pid, process] : processes_) {
+        if (!text.empty())
+            text += ", ";
+        text += fmt::format("pid {} ({})", pid, process.info.comm);
+    }
+    return text;
 }
 
 bool Tracer::all_exited() const {

@@ -43,6 +43,9 @@ public:
     Snapshot snapshot();
 
     bool all_exited() const;
+    // "pid 12 (redis-server), pid 40 (python3)"
+    std::string describe_targets() const;
+    std::size_t probe_count() const { return bpf_->attached_probe_count(); }
     // Exit status of the traced command, once it has ended.
     std::optional<int> command_exit_status();
     double probe_hit_rate() const { return probe_hit_rate_; }
@@ -57,7 +60,7 @@ private:
         bool symbolizer_loaded = false;
     };
 
-    void add_process(int pid);
+    void add_process(int pid, bool add_to_target_map = true);
     void inspect_allocators(ProcessState& process);
     void read_process_totals(ProcessState& process);
     void measure_residency(const std::vector<std::pair<mo_live_key, mo_live_value>>& live);

@@ -63,6 +63,7 @@ std::string describe_drops(const Drops& drops) {
     add(drops.stack_errors, "stacks not read");
     add(drops.allocator_calls_map_full, "allocator calls not tracked (too many threads)");
     add(drops.event_ring_full, "mapping events lost (ring buffer full)");
+    add(drops.allocator_returns_lost, "allocator returns not seen (block unknown)");
     return text;
 }
 
