@@ -282,4 +282,16 @@ int BPF_KPROBE(free_enter, __u64 block)
 	return 0;
 }
 
+/* A probe inside __libc_start_main, which every new process runs once before
+ * main. Linux (seen on 6.18) loses the return probe of a process's first
+ * probed call when no probe has yet been single-stepped in that process: it
+ * creates the area for single steps and return trampolines only then. The
+ * allocators start with pushes, which the kernel emulates instead, so this
+ * probe sits on the first instruction that is not a push. */
+SEC("uprobe")
+int process_start(void *ctx)
+{
+	return 0;
+}
+
 #endif /* MEMOBSERVE_ALLOC_BPF_H */

@@ -86,6 +86,31 @@ void collect_functions(Elf* elf, Elf_Scn* section, std::map<std::string, std::ui
     }
 }
 
+// Offset, from `function_offset`, of the first instruction that the kernel
+// single-steps instead of emulating: past endbr64 and register pushes (x86-64).
+std::uint64_t stepped_instruction_offset(const std::string& path, std::uint64_t function_offset) {
+    unsigned char code[32] = {};
+    int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t count = pread(fd, code, sizeof(code), static_cast<off_t>(function_offset));
+    close(fd);
+
+    std::size_t position = 0;
+    while (count > 0 && position + 4 <= static_cast<std::size_t>(count)) {
+        const unsigned char* at = code + position;
+        if (at[0] == 0xf3 && at[1] == 0x0f && at[2] == 0x1e && at[3] == 0xfa)
+            position += 4;  // endbr64
+        else if (at[0] >= 0x50 && at[0] <= 0x57)
+            position += 1;  // push %rax..%rdi
+        else if (at[0] == 0x41 && at[1] >= 0x50 && at[1] <= 0x57)
+            position += 2;  // push %r8..%r15
+        else
+            break;
+    }
+    return position;
+}
+
 }  // namespace
 
 const std::vector<std::string>& malloc_family_symbols() {
@@ -133,6 +158,11 @@ std::optional<AllocatorFile> inspect_allocator_file(const std::string& open_path
         add(name);
     for (const auto& name : operator_new_symbols())
         add(name);
+    auto start_main = functions.find("__libc_start_main");
+    if (start_main != functions.end()) {
+        if (auto offset = file_offset_of(elf, start_main->second))
+            result.start_main_offset = *offset + stepped_instruction_offset(open_path, *offset);
+    }
 
     bool has_malloc = functions.count("malloc") != 0;
     for (const auto& [symbol, allocator] : kOtherAllocators) {

@@ -26,6 +26,7 @@ struct AllocatorFile {
     std::uint64_t device = 0;
     std::uint64_t inode = 0;
     std::vector<AllocatorFunction> functions;  // malloc family and operator new
+    std::uint64_t start_main_offset = 0;       // __libc_start_main, 0 if absent
     std::string unprobed_allocator;  // "jemalloc", "tcmalloc", "mimalloc" when
                                      // the file has one under other names
 };

@@ -226,6 +226,18 @@ std::string BpfSession::attach_allocator(const AllocatorFile& file, int pid) {
         links.emplace_back(exit);
     }
 
+    if (file.start_main_offset != 0) {
+        LIBBPF_OPTS(bpf_uprobe_opts, start_options, .retprobe = false);
+        bpf_link* start = bpf_program__attach_uprobe_opts(skeleton_->progs.process_start, pid,
+                                                          file.open_path.c_str(),
+                                                          file.start_main_offset, &start_options);
+        // Without it only the first allocation's return is lost: go on.
+        if (start)
+            links.emplace_back(start);
+        else
+            log::info("no start probe in {}: {}", file.path, describe_errno(errno));
+    }
+
     for (auto& link : links)
         uprobe_links_.push_back(std::move(link));
     probed_files_.insert({file.device, file.inode, pid});

@@ -54,6 +54,8 @@ Tracer::Tracer(const TargetSpec& targets, const TraceOptions& options)
 
     if (command_) {
         add_process(command_->pid());
+        std::string program = command_->program();
+        processes_[command_->pid()].info.comm = program.substr(program.rfind('/') + 1);
         // The child is still memobserve's fork: probe the allocators of the
         // program it is about to run and of memobserve itself (same libc).
         if (options_.alloc_probes) {

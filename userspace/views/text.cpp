@@ -35,8 +35,7 @@ std::string basename_of(const std::string& path) {
 bool is_allocator_frame(const Frame& frame) {
     std::string module = basename_of(frame.module);
     return module.rfind("libc.so", 0) == 0 || module.rfind("libc-", 0) == 0 ||
-           module.rfind("ld-linux", 0) == 0 || module.rfind("libstdc++", 0) == 0 ||
-           module.rfind("ld-musl", 0) == 0;
+           module.rfind("libstdc++", 0) == 0 || module.rfind("ld-musl", 0) == 0;
 }
 
 std::string frame_name(const Frame& frame) {
@@ -148,9 +147,12 @@ std::string site_label(const Site& site) {
     if (site.frames.empty())
         return "[no stack]";
 
+    // Start below the allocator's frames, unless nothing known lies below.
     std::size_t first = 0;
     while (first + 1 < site.frames.size() && is_allocator_frame(site.frames[first]))
         ++first;
+    if (site.frames[first].module == "[unknown]")
+        first = 0;
     std::string label;
     for (std::size_t i = first; i < site.frames.size() && i < first + 3; ++i) {
         if (!label.empty())
