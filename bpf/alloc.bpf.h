@@ -58,7 +58,7 @@ static __always_inline struct allocator_call *enclosing_call(__u64 pid_tgid, __u
 /* Whether an allocator entry at stack pointer `sp` runs inside `outer`. A
  * deeper stack means a call from inside. The same stack pointer means either a
  * tail call (realloc jumping to malloc) or a new call after `outer` returned
- * unseen. In a tail call the return address slot already holds the kernel's
+ * unseen. In a tail call the return address slot already contains the kernel's
  * uretprobe trampoline, so it no longer matches the caller `outer` saw. */
 static __always_inline bool is_nested(struct allocator_call *outer, __u64 sp)
 {

@@ -19,7 +19,7 @@ struct AllocatorFunction {
     std::uint64_t file_offset = 0;
 };
 
-// What one mapped file offers.
+// Allocator entry points of one mapped file.
 struct AllocatorFile {
     std::string path;       // as the process maps it
     std::string open_path;  // where memobserve can open it: /proc/PID/root/<path>

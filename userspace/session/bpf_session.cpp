@@ -55,7 +55,7 @@ int ring_callback(void* context, void* data, std::size_t size) {
     return 0;
 }
 
-// Which entry program serves each allocator symbol.
+// Return the entry program for an allocator symbol.
 bpf_program* entry_program(memobserve_bpf* skeleton, const std::string& symbol) {
     auto& programs = skeleton->progs;
     const std::map<std::string, bpf_program*> by_symbol = {

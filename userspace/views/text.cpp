@@ -191,9 +191,9 @@ std::string render_sites(const Snapshot& snapshot, const TableOptions& options) 
     std::string text = fmt::format("{:>11} {:>11} {:>11} {:>11} {:>11} {:>9} {:>7}  {}\n", "RESIDENT",
                                    "MAPPED", "FAULTED", "LIVE", "ALLOCATED", "ALLOCS", "PID",
                                    "SITE (calling function < its callers)");
-    std::size_t shown = 0;
+    std::size_t rows = 0;
     for (const Site* site : sites) {
-        if (shown++ == options.rows)
+        if (rows++ == options.rows)
             break;
         const auto& counters = site->counters;
         text += fmt::format("{:>11} {:>11} {:>11} {:>11} {:>11} {:>9} {:>7}  {}\n",

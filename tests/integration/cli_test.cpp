@@ -1,0 +1,182 @@
+// Command-line behaviour: bad input, exits, detaching, the live view.
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <array>
+#include <cstdio>
+#include <fstream>
+#include <memory>
+
+#include <catch2/catch.hpp>
+
+#include "harness.h"
+
+using namespace memobserve::testing;
+
+namespace {
+
+bool file_exists(const std::string& path) {
+    struct stat status;
+    return stat(path.c_str(), &status) == 0;
+}
+
+std::string command_output(const std::string& command) {
+    std::unique_ptr<FILE, int (*)(FILE*)> pipe(popen(command.c_str(), "r"), pclose);
+    std::string output;
+    std::array<char, 4096> buffer;
+    while (pipe && fgets(buffer.data(), buffer.size(), pipe.get()))
+        output += buffer.data();
+    return output;
+}
+
+// Number of loaded BPF programs with memobserve's program names (the kernel
+// keeps 15 characters). Debian's bpftool does not show owning processes, so
+// the tests compare this count before, during and after a run. Another
+// memobserve running at the same time would change the count.
+std::size_t memobserve_programs() {
+    static const char* const names[] = {"malloc_enter", "allocator_retur", "vm_syscall_ente",
+                                        "user_page_fault", "process_fork", "free_enter"};
+    std::string text = command_output("bpftool prog list 2>&1");
+    std::size_t count = 0;
+    for (const char* name : names) {
+        std::string pattern = std::string("name ") + name;
+        for (std::size_t at = text.find(pattern); at != std::string::npos; at = text.find(pattern, at + 1))
+            ++count;
+    }
+    return count;
+}
+
+struct Run {
+    int status;
+    std::string stdout_text;
+    std::string stderr_text;
+    int pid;
+};
+
+Run run_memobserve(const std::vector<std::string>& arguments) {
+    std::vector<std::string> command = {memobserve_binary()};
+    command.insert(command.end(), arguments.begin(), arguments.end());
+    Child child(command);
+    child.close_stdin();
+    int status = child.wait(120);
+    return {status, child.stdout_text(), child.stderr_text(), child.pid()};
+}
+
+}  // namespace
+
+TEST_CASE("missing pid is reported, nothing written", "[integration][cli]") {
+    if (!have_root("missing pid is reported, nothing written"))
+        return;
+    std::string output = temporary_path("never.json");
+    Run run = run_memobserve({"snapshot", "-p", "999999999", "--duration", "1", "-o", output});
+    CHECK(run.status != 0);
+    CHECK_THAT(run.stderr_text, Catch::Contains("process 999999999 not found"));
+    CHECK_FALSE(file_exists(output));
+}
+
+TEST_CASE("command that cannot start is reported", "[integration][cli]") {
+    if (!have_root("command that cannot start is reported"))
+        return;
+    std::string output = temporary_path("never.json");
+    std::size_t programs_before = memobserve_programs();
+    Run run = run_memobserve({"snapshot", "--duration", "1", "-o", output, "--",
+                              "no-such-command-for-memobserve"});
+    CHECK(run.status != 0);
+    CHECK_THAT(run.stderr_text,
+               Catch::Contains("cannot start command 'no-such-command-for-memobserve'"));
+    CHECK_FALSE(file_exists(output));
+    CHECK(memobserve_programs() == programs_before);
+}
+
+TEST_CASE("usage errors name the option", "[cli]") {
+    Run sort = run_memobserve({"top", "--sort", "rss", "-p", "1"});
+    CHECK(sort.status != 0);
+    CHECK_THAT(sort.stderr_text, Catch::Contains("--sort"));
+
+    Run both = run_memobserve({"snapshot", "-p", "1", "-o", "/tmp/x.json", "--", "true"});
+    CHECK(both.status != 0);
+    CHECK_THAT(both.stderr_text, Catch::Contains("both -p and a command"));
+
+    Run none = run_memobserve({"top"});
+    CHECK(none.status != 0);
+    CHECK_THAT(none.stderr_text, Catch::Contains("no target"));
+
+    Run directory = run_memobserve(
+        {"snapshot", "-p", "1", "-o", "/nonexistent-memobserve-dir/out.json"});
+    CHECK(directory.status != 0);
+    CHECK_THAT(directory.stderr_text, Catch::Contains("does not exist"));
+}
+
+TEST_CASE("without privileges the message says what is needed", "[integration][cli]") {
+    if (!have_root("without privileges the message says what is needed"))
+        return;
+    Child target({workload("alloc_cases"), "sites"});
+    REQUIRE(target.wait_for_line("ready"));
+    // setpriv from util-linux switches to uid 65534 without capabilities.
+    Child child({"/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                 memobserve_binary(), "snapshot", "-p", std::to_string(target.pid()),
+                 "--duration", "1", "-o", "/tmp/memobserve-never.json"});
+    int status = child.wait(60);
+    CHECK(status != 0);
+    CHECK_THAT(child.stderr_text(), Catch::Contains("needs root"));
+    CHECK_FALSE(file_exists("/tmp/memobserve-never.json"));
+}
+
+TEST_CASE("SIGTERM detaches everything and exits 0", "[integration][cli]") {
+    if (!have_root("SIGTERM detaches everything and exits 0"))
+        return;
+    Child target({workload("alloc_cases"), "sites"});
+    REQUIRE(target.wait_for_line("ready"));
+    std::size_t programs_before = memobserve_programs();
+    Child tracer({memobserve_binary(), "-p", std::to_string(target.pid()), "--interval", "0.5"});
+    REQUIRE(tracer.wait_for_stderr("memobserve: tracing"));
+    CHECK(memobserve_programs() == programs_before + 6);
+
+    tracer.signal(SIGTERM);
+    CHECK(tracer.wait(60) == 0);
+    CHECK(memobserve_programs() == programs_before);
+}
+
+TEST_CASE("live view prints one block per interval when piped", "[integration][cli]") {
+    if (!have_root("live view prints one block per interval when piped"))
+        return;
+    Child target({workload("alloc_cases"), "sites"});
+    REQUIRE(target.wait_for_line("ready"));
+    target.write_line("go");
+    REQUIRE(target.wait_for_line("done"));
+
+    Run run = run_memobserve({"-p", std::to_string(target.pid()), "--interval", "0.5", "-n", "3"});
+    CHECK(run.status == 0);
+    std::size_t blocks = 0;
+    for (std::size_t at = run.stdout_text.find("RESIDENT"); at != std::string::npos;
+         at = run.stdout_text.find("RESIDENT", at + 1))
+        ++blocks;
+    CHECK(blocks == 3);
+    CHECK_THAT(run.stdout_text, Catch::Contains("allocator libc.so.6 (malloc): probed"));
+    CHECK(run.stdout_text.find("\x1b[") == std::string::npos);
+}
+
+TEST_CASE("target that exits keeps its last numbers", "[integration][cli]") {
+    if (!have_root("target that exits keeps its last numbers"))
+        return;
+    std::string output = temporary_path("exited.json");
+    std::size_t programs_before = memobserve_programs();
+    Child tracer({memobserve_binary(), "snapshot", "--duration", "60", "-o", output, "--",
+                  memobserve_binary().substr(0, memobserve_binary().rfind('/')) +
+                      "/demo/hungry_service",
+                  "3"});
+    tracer.close_stdin();
+    CHECK(tracer.wait(120) == 0);
+
+    std::ifstream file(output);
+    REQUIRE(file.good());
+    nlohmann::json snapshot = nlohmann::json::parse(file);
+    unlink(output.c_str());
+    CHECK(snapshot.at("duration_s").get<double>() < 30);
+    CHECK(snapshot.at("processes").at(0).at("exited") == true);
+    CHECK(sum_at(snapshot, "reserve_cache", "allocated_bytes") == 2048 * kMiB);
+    CHECK(sum_at(snapshot, "load_table", "resident_bytes") >= 250 * kMiB);
+    CHECK(snapshot.at("drops").at("allocator_returns_lost") == 0);
+    CHECK(memobserve_programs() == programs_before);
+}
