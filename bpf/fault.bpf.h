@@ -29,6 +29,8 @@ static __always_inline int count_fault(void *ctx, unsigned long address, struct 
 
 	counters = site_counters(&site);
 	if (counters) {
+		/* NOTE: a fault that maps a transparent huge page brings in 2 MiB
+		 * but counts as one base page here. */
 		__sync_fetch_and_add(&counters->faulted_bytes, page_size);
 		__sync_fetch_and_add(&counters->faults, 1);
 	}

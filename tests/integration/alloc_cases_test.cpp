@@ -153,7 +153,7 @@ TEST_CASE("thirty threads of new and delete leave nothing", "[integration][alloc
     json snapshot = snapshot_of_workload(
         {workload("cxx_cases"), "threads", "30", std::to_string(pairs)});
 
-    std::string site = "churn_new_delete(int)";
+    std::string site = "churn_new_delete(int, int)";
     CHECK(sum_at(snapshot, site, "allocations") == 30 * pairs);
     CHECK(sum_at(snapshot, site, "frees") == 30 * pairs);
     CHECK(sum_at(snapshot, site, "live_allocations") == 0);
@@ -203,4 +203,22 @@ TEST_CASE("first allocation after attaching is reported as lost", "[integration]
 
     CHECK(drop(snapshot, "allocator_returns_lost") == 1);
     CHECK(sum_at(snapshot, "allocate_untouched", "allocations") == 7);
+}
+
+TEST_CASE("page layers without allocator probes", "[integration][vm]") {
+    if (!have_root("page layers without allocator probes"))
+        return;
+    json snapshot = snapshot_of_workload({workload("alloc_cases"), "sites"}, {"--no-alloc-probes"});
+
+    CHECK(snapshot.at("alloc_probes") == false);
+    CHECK(snapshot.at("alloc_probe_hits") == 0);
+    const json& totals = snapshot.at("totals");
+    CHECK(totals.at("allocated_bytes") == 0);
+    CHECK(totals.at("live_bytes") == 0);
+    // malloc maps each block of 64 MiB or more with mmap: 1 GiB in all.
+    CHECK(totals.at("mapped_bytes").get<std::uint64_t>() >= 1024 * kMiB);
+    CHECK(within(totals.at("faulted_bytes").get<std::uint64_t>(), 384 * kMiB, 0.05));
+    CHECK(within(totals.at("resident_bytes").get<std::uint64_t>(), 384 * kMiB, 0.05));
+    for (const auto& allocator : snapshot.at("processes").at(0).at("allocators"))
+        CHECK(allocator.at("probed") == false);
 }

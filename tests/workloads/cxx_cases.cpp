@@ -8,22 +8,23 @@ extern "C" {
 }
 
 static int* volatile kept_int;
-static int* volatile churn_sink;
+// One slot per thread: a shared slot would let one thread delete another's block.
+static int* volatile churn_slots[256];
 
 // Leaks one int through operator new: `foo` must appear below operator new.
 __attribute__((noinline)) void foo() { kept_int = new int(42); }
 
-__attribute__((noinline)) void churn_new_delete(int pairs) {
+__attribute__((noinline)) void churn_new_delete(int slot, int pairs) {
     for (int i = 0; i < pairs; ++i) {
-        churn_sink = new int(i);
-        delete churn_sink;
+        churn_slots[slot] = new int(i);
+        delete churn_slots[slot];
     }
 }
 
 static void run_threads(int threads, int pairs) {
     std::vector<std::thread> workers;
-    for (int i = 0; i < threads; ++i)
-        workers.emplace_back(churn_new_delete, pairs);
+    for (int i = 0; i < threads && i < 256; ++i)
+        workers.emplace_back(churn_new_delete, i, pairs);
     for (auto& worker : workers)
         worker.join();
 }
