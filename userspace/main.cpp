@@ -16,7 +16,7 @@ namespace {
 // `memobserve -p PID` means `memobserve top -p PID`.
 std::vector<std::string> arguments_with_default_command(int argc, char** argv) {
     std::vector<std::string> arguments(argv + 1, argv + argc);
-    static const char* const commands[] = {"top", "snapshot"};
+    static const char* const commands[] = {"top", "snapshot", "report"};
     bool help = !arguments.empty() && (arguments[0] == "-h" || arguments[0] == "--help" ||
                                        arguments[0] == "--version");
     bool named = !arguments.empty() &&
@@ -39,7 +39,9 @@ int main(int argc, char** argv) {
     CLI::App* top = app.add_subcommand("top", "Live table of allocation sites, refreshed every interval");
     CLI::App* snapshot = app.add_subcommand("snapshot", "Trace for a while and write one JSON snapshot");
     memobserve::CommandRunner run_top = memobserve::setup_top_command(*top);
+    CLI::App* report = app.add_subcommand("report", "Render a snapshot file as text, JSON or folded stacks");
     memobserve::CommandRunner run_snapshot = memobserve::setup_snapshot_command(*snapshot);
+    memobserve::CommandRunner run_report = memobserve::setup_report_command(*report);
 
     std::vector<std::string> arguments = arguments_with_default_command(argc, argv);
     std::reverse(arguments.begin(), arguments.end());
@@ -52,6 +54,8 @@ int main(int argc, char** argv) {
     try {
         if (top->parsed())
             return run_top();
+        if (report->parsed())
+            return run_report();
         return run_snapshot();
     } catch (const memobserve::Error& error) {
         fmt::print(stderr, "memobserve: error: {}\n", error.what());

@@ -47,6 +47,27 @@ std::size_t memobserve_programs() {
     return count;
 }
 
+// Number of BPF links attached to the page_fault_user tracepoint.
+std::size_t page_fault_links() {
+    std::string text = command_output("bpftool link list 2>&1");
+    std::size_t count = 0;
+    for (std::size_t at = text.find("'page_fault_user'"); at != std::string::npos;
+         at = text.find("'page_fault_user'", at + 1))
+        ++count;
+    return count;
+}
+
+// Wait until the count is back to `expected`: the kernel frees detached
+// tracing programs after an RCU grace period, a few seconds at most.
+bool programs_return_to(std::size_t expected) {
+    for (int attempt = 0; attempt < 100; ++attempt) {
+        if (memobserve_programs() == expected)
+            return true;
+        usleep(200 * 1000);
+    }
+    return false;
+}
+
 struct Run {
     int status;
     std::string stdout_text;
@@ -86,7 +107,7 @@ TEST_CASE("command that cannot start is reported", "[integration][cli]") {
     CHECK_THAT(run.stderr_text,
                Catch::Contains("cannot start command 'no-such-command-for-memobserve'"));
     CHECK_FALSE(file_exists(output));
-    CHECK(memobserve_programs() == programs_before);
+    CHECK(programs_return_to(programs_before));
 }
 
 TEST_CASE("usage errors name the option", "[cli]") {
@@ -129,13 +150,16 @@ TEST_CASE("SIGTERM detaches everything and exits 0", "[integration][cli]") {
     Child target({workload("alloc_cases"), "sites"});
     REQUIRE(target.wait_for_line("ready"));
     std::size_t programs_before = memobserve_programs();
+    std::size_t links_before = page_fault_links();
     Child tracer({memobserve_binary(), "-p", std::to_string(target.pid()), "--interval", "0.5"});
     REQUIRE(tracer.wait_for_stderr("memobserve: tracing"));
     CHECK(memobserve_programs() == programs_before + 6);
+    CHECK(page_fault_links() == links_before + 1);
 
     tracer.signal(SIGTERM);
     CHECK(tracer.wait(60) == 0);
-    CHECK(memobserve_programs() == programs_before);
+    CHECK(page_fault_links() == links_before);
+    CHECK(programs_return_to(programs_before));
 }
 
 TEST_CASE("live view prints one block per interval when piped", "[integration][cli]") {
@@ -178,5 +202,5 @@ TEST_CASE("target that exits keeps its last numbers", "[integration][cli]") {
     CHECK(sum_at(snapshot, "reserve_cache", "allocated_bytes") == 2048 * kMiB);
     CHECK(sum_at(snapshot, "load_table", "resident_bytes") >= 250 * kMiB);
     CHECK(snapshot.at("drops").at("allocator_returns_lost") == 0);
-    CHECK(memobserve_programs() == programs_before);
+    CHECK(programs_return_to(programs_before));
 }

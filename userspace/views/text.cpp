@@ -9,7 +9,9 @@ namespace memobserve {
 
 namespace {
 
-std::uint64_t sort_value(const SiteCounters& counters, SortKey key) {
+}  // namespace
+
+std::uint64_t site_value(const SiteCounters& counters, SortKey key) {
     switch (key) {
     case SortKey::allocated:
         return counters.allocated_bytes;
@@ -24,6 +26,8 @@ std::uint64_t sort_value(const SiteCounters& counters, SortKey key) {
     }
     return 0;
 }
+
+namespace {
 
 std::string basename_of(const std::string& path) {
     auto slash = path.rfind('/');
@@ -186,7 +190,7 @@ std::string render_sites(const Snapshot& snapshot, const TableOptions& options) 
     for (const auto& site : snapshot.sites)
         sites.push_back(&site);
     std::stable_sort(sites.begin(), sites.end(), [&](const Site* left, const Site* right) {
-        return sort_value(left->counters, options.sort) > sort_value(right->counters, options.sort);
+        return site_value(left->counters, options.sort) > site_value(right->counters, options.sort);
     });
 
     std::string text = fmt::format("{:>11} {:>11} {:>11} {:>11} {:>11} {:>9} {:>7}  {}\n", "RESIDENT",

@@ -15,6 +15,9 @@ enum class SortKey { allocated, live, mapped, faulted, resident };
 bool parse_sort_key(const std::string& text, SortKey& key);
 const char* sort_key_name(SortKey key);
 
+// The counter of `counters` that `key` names, in bytes.
+std::uint64_t site_value(const SiteCounters& counters, SortKey key);
+
 // "0 B", "512 B", "1.5 KiB", "49.75 MiB", "4.00 GiB".
 std::string format_bytes(std::uint64_t bytes);
 

@@ -1,0 +1,105 @@
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fstream>
+
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include "model/snapshot_file.h"
+#include "util/atomic_file.h"
+#include "util/error.h"
+#include "views/folded.h"
+
+using namespace memobserve;
+
+namespace {
+
+Snapshot two_site_snapshot() {
+    Snapshot snapshot;
+    snapshot.taken_at = "2026-12-04T20:01:26Z";
+    snapshot.host = {"6.18.0", 4096};
+    ProcessInfo process;
+    process.pid = 7;
+    process.comm = "service";
+    snapshot.processes.push_back(process);
+
+    Site leak;
+    leak.pid = 7;
+    leak.frames = {{0x10, "malloc", "/lib/libc.so.6", 0, "", 0},
+                   {0x20, "leak", "/srv/service", 4, "", 0},
+                   {0x30, "main", "/srv/service", 9, "", 0}};
+    leak.counters.live_bytes = 300;
+    leak.counters.resident_bytes = 4096;
+    snapshot.sites.push_back(leak);
+
+    Site unknown;
+    unknown.pid = 7;
+    unknown.unknown_stack = true;
+    unknown.counters.live_bytes = 64;
+    snapshot.sites.push_back(unknown);
+    return snapshot;
+}
+
+std::string temporary_file(const std::string& name) {
+    return "/tmp/memobserve-unit-" + std::to_string(getpid()) + "-" + name;
+}
+
+}  // namespace
+
+TEST_CASE("folded stacks run from root to leaf", "[folded]") {
+    std::string folded = render_folded(two_site_snapshot(), SortKey::live);
+    CHECK(folded == "service (7);[unknown stack] 64\n"
+                    "service (7);main;leak;malloc 300\n");
+    std::string resident = render_folded(two_site_snapshot(), SortKey::resident);
+    CHECK(resident == "service (7);main;leak;malloc 4096\n");
+}
+
+TEST_CASE("snapshot file round trip", "[snapshot_file]") {
+    std::string path = temporary_file("round-trip.json");
+    write_file_atomically(path, to_json(two_site_snapshot()).dump());
+    Snapshot loaded = load_snapshot(path);
+    unlink(path.c_str());
+    CHECK(loaded.sites.size() == 2);
+    CHECK(loaded.sites[1].unknown_stack);
+}
+
+TEST_CASE("bad snapshot files name the problem", "[snapshot_file]") {
+    std::string path = temporary_file("bad.json");
+    std::string text = to_json(two_site_snapshot()).dump();
+
+    write_file_atomically(path, text.substr(0, text.size() / 2));
+    CHECK_THROWS_WITH(load_snapshot(path), Catch::Contains(path) && Catch::Contains("invalid JSON"));
+
+    nlohmann::json other = to_json(two_site_snapshot());
+    other["schema"] = "memobserve.snapshot/2";
+    write_file_atomically(path, other.dump());
+    CHECK_THROWS_WITH(load_snapshot(path), Catch::Contains("memobserve.snapshot/2"));
+
+    write_file_atomically(path, "{\"name\": \"not a snapshot\"}");
+    CHECK_THROWS_WITH(load_snapshot(path), Catch::Contains("not a memobserve snapshot"));
+    unlink(path.c_str());
+
+    CHECK_THROWS_WITH(load_snapshot(path), Catch::Contains("cannot read snapshot"));
+}
+
+TEST_CASE("atomic write replaces a symlink, not its target", "[atomic_file]") {
+    std::string target = temporary_file("target.txt");
+    std::string link = temporary_file("link.txt");
+    {
+        std::ofstream file(target);
+        file << "original";
+    }
+    REQUIRE(symlink(target.c_str(), link.c_str()) == 0);
+    write_file_atomically(link, "new contents");
+
+    std::ifstream original(target);
+    std::string contents((std::istreambuf_iterator<char>(original)), std::istreambuf_iterator<char>());
+    CHECK(contents == "original");
+    struct stat status;
+    REQUIRE(lstat(link.c_str(), &status) == 0);
+    CHECK(S_ISREG(status.st_mode));
+    CHECK((status.st_mode & 0777) == 0600);
+    unlink(target.c_str());
+    unlink(link.c_str());
+}

@@ -1,0 +1,129 @@
+#include <algorithm>
+#include <memory>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "commands/commands.h"
+#include "model/snapshot_file.h"
+#include "util/atomic_file.h"
+#include "util/error.h"
+#include "views/folded.h"
+#include "views/text.h"
+
+namespace memobserve {
+
+namespace {
+
+struct ReportOptions {
+    std::string input;
+    std::string format = "text";
+    std::string value = "resident";
+    std::string output;
+    std::size_t rows = 20;
+};
+
+// Bytes of live blocks and mappings that have no resident page behind them.
+std::uint64_t untouched_bytes(const SiteCounters& counters) {
+    std::uint64_t address_space = std::max(counters.live_bytes, counters.mapped_bytes);
+    return address_space > counters.resident_bytes ? address_space - counters.resident_bytes : 0;
+}
+
+std::string render_summary(const Snapshot& snapshot) {
+    const auto& totals = snapshot.totals;
+    std::uint64_t rss = 0;
+    std::uint64_t shmem = 0;
+    std::optional<std::uint64_t> limit;
+    for (const auto& process : snapshot.processes) {
+        rss += process.memory.rss_bytes;
+        shmem += process.memory.rss_shmem_bytes;
+        if (process.cgroup && process.cgroup->memory_max_bytes)
+            limit = std::min(limit.value_or(UINT64_MAX), *process.cgroup->memory_max_bytes);
+    }
+    std::uint64_t untouched = 0;
+    for (const auto& site : snapshot.sites)
+        untouched += untouched_bytes(site.counters);
+
+    std::string text = fmt::format("snapshot taken {} after {:.1f}s of tracing, kernel {}\n\n",
+                                   snapshot.taken_at, snapshot.duration_s, snapshot.host.kernel);
+    text += "summary\n";
+    text += fmt::format("  allocated {:>11}  address space requested while tracing (not memory use)\n",
+                        format_bytes(totals.allocated_bytes));
+    text += fmt::format("  live      {:>11}  allocated and not freed\n", format_bytes(totals.live_bytes));
+    text += fmt::format("  mapped    {:>11}  address space mapped by traced sites\n",
+                        format_bytes(totals.mapped_bytes));
+    text += fmt::format("  resident  {:>11}  in RAM, of traced sites (process RSS {})\n",
+                        format_bytes(totals.resident_bytes), format_bytes(rss));
+    text += fmt::format("  limit     {:>11}  memory cgroup limit\n",
+                        limit ? format_bytes(*limit) : std::string("none"));
+    text += fmt::format("  gap: {} of live blocks and mappings were never touched, {} is mapped "
+                        "from files, {} is shared memory\n",
+                        format_bytes(untouched), format_bytes(totals.mapped_file_bytes),
+                        format_bytes(shmem));
+    return text;
+}
+
+std::string render_text(const Snapshot& snapshot, const ReportOptions& options) {
+    TableOptions table;
+    table.rows = std::min<std::size_t>(options.rows, 5);
+    std::string text = render_summary(snapshot);
+
+    text += "\ntop sites by resident bytes\n";
+    text += render_sites(snapshot, table);
+
+    Snapshot by_untouched = snapshot;
+    for (auto& site : by_untouched.sites)
+        site.counters.allocated_bytes = untouched_bytes(site.counters);
+    table.sort = SortKey::allocated;
+    text += "\ntop sites by never-touched address space (in the ALLOCATED column)\n";
+    text += render_sites(by_untouched, table);
+
+    table.rows = options.rows;
+    table.sort = SortKey::resident;
+    text += "\nprocesses\n" + render_header(snapshot, table);
+    text += "\nsites\n" + render_sites(snapshot, table);
+    return text;
+}
+
+int run_report(const ReportOptions& options) {
+    SortKey value;
+    if (!parse_sort_key(options.value, value))
+        throw Error(fmt::format("invalid --value '{}'", options.value),
+                    "use one of allocated, live, mapped, faulted, resident");
+    Snapshot snapshot = load_snapshot(options.input);
+
+    std::string text;
+    if (options.format == "text")
+        text = render_text(snapshot, options);
+    else if (options.format == "json")
+        text = to_json(snapshot).dump(1) + "\n";
+    else if (options.format == "folded")
+        text = render_folded(snapshot, value);
+    else
+        throw Error(fmt::format("invalid --format '{}'", options.format), "use text, json or folded");
+
+    if (options.output.empty()) {
+        fmt::print("{}", text);
+    } else {
+        check_output_path(options.output);
+        write_file_atomically(options.output, text);
+    }
+    return 0;
+}
+
+}  // namespace
+
+CommandRunner setup_report_command(CLI::App& app) {
+    auto options = std::make_shared<ReportOptions>();
+    app.add_option("file", options->input, "Snapshot file written by 'memobserve snapshot'")->required();
+    app.add_option("-f,--format", options->format, "Output format: text, json or folded")
+        ->capture_default_str();
+    app.add_option("--value", options->value,
+                   "Value of folded stacks: allocated, live, mapped, faulted or resident bytes")
+        ->capture_default_str();
+    app.add_option("-o,--output", options->output, "Write to this file instead of standard output");
+    app.add_option("-t,--top", options->rows, "Number of sites in the text tables")->capture_default_str();
+    return [options] { return run_report(*options); };
+}
+
+}  // namespace memobserve

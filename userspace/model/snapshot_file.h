@@ -1,0 +1,14 @@
+// Reading snapshot files, with errors that name the file and the problem.
+#pragma once
+
+#include <string>
+
+#include "model/snapshot.h"
+
+namespace memobserve {
+
+// Throws Error naming `path` when the file cannot be read, is not JSON (a
+// truncated file included), is not a snapshot, or has another schema version.
+Snapshot load_snapshot(const std::string& path);
+
+}  // namespace memobserve
