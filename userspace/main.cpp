@@ -16,7 +16,7 @@ namespace {
 // `memobserve -p PID` means `memobserve top -p PID`.
 std::vector<std::string> arguments_with_default_command(int argc, char** argv) {
     std::vector<std::string> arguments(argv + 1, argv + argc);
-    static const char* const commands[] = {"top", "snapshot", "report"};
+    static const char* const commands[] = {"top", "snapshot", "report", "diff"};
     bool help = !arguments.empty() && (arguments[0] == "-h" || arguments[0] == "--help" ||
                                        arguments[0] == "--version");
     bool named = !arguments.empty() &&
@@ -42,6 +42,8 @@ int main(int argc, char** argv) {
     CLI::App* report = app.add_subcommand("report", "Render a snapshot file as text, JSON or folded stacks");
     memobserve::CommandRunner run_snapshot = memobserve::setup_snapshot_command(*snapshot);
     memobserve::CommandRunner run_report = memobserve::setup_report_command(*report);
+    CLI::App* diff = app.add_subcommand("diff", "Growth per site and per process between two snapshots");
+    memobserve::CommandRunner run_diff = memobserve::setup_diff_command(*diff);
 
     std::vector<std::string> arguments = arguments_with_default_command(argc, argv);
     std::reverse(arguments.begin(), arguments.end());
@@ -56,6 +58,8 @@ int main(int argc, char** argv) {
             return run_top();
         if (report->parsed())
             return run_report();
+        if (diff->parsed())
+            return run_diff();
         return run_snapshot();
     } catch (const memobserve::Error& error) {
         fmt::print(stderr, "memobserve: error: {}\n", error.what());

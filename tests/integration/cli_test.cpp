@@ -11,6 +11,7 @@
 #include <catch2/catch.hpp>
 
 #include "harness.h"
+#include "model/snapshot.h"
 
 using namespace memobserve::testing;
 
@@ -58,9 +59,10 @@ std::size_t page_fault_links() {
 }
 
 // Wait until the count is back to `expected`: the kernel frees detached
-// tracing programs after an RCU grace period, a few seconds at most.
+// tracing programs after an RCU grace period, which takes seconds on a busy
+// machine.
 bool programs_return_to(std::size_t expected) {
-    for (int attempt = 0; attempt < 100; ++attempt) {
+    for (int attempt = 0; attempt < 300; ++attempt) {
         if (memobserve_programs() == expected)
             return true;
         usleep(200 * 1000);
@@ -100,7 +102,9 @@ TEST_CASE("command that cannot start is reported", "[integration][cli]") {
     if (!have_root("command that cannot start is reported"))
         return;
     std::string output = temporary_path("never.json");
-    std::size_t programs_before = memobserve_programs();
+    INFO("these tests need that no other memobserve runs at the same time");
+    REQUIRE(programs_return_to(0));
+    std::size_t programs_before = 0;
     Run run = run_memobserve({"snapshot", "--duration", "1", "-o", output, "--",
                               "no-such-command-for-memobserve"});
     CHECK(run.status != 0);
@@ -149,7 +153,9 @@ TEST_CASE("SIGTERM detaches everything and exits 0", "[integration][cli]") {
         return;
     Child target({workload("alloc_cases"), "sites"});
     REQUIRE(target.wait_for_line("ready"));
-    std::size_t programs_before = memobserve_programs();
+    INFO("these tests need that no other memobserve runs at the same time");
+    REQUIRE(programs_return_to(0));
+    std::size_t programs_before = 0;
     std::size_t links_before = page_fault_links();
     Child tracer({memobserve_binary(), "-p", std::to_string(target.pid()), "--interval", "0.5"});
     REQUIRE(tracer.wait_for_stderr("memobserve: tracing"));
@@ -185,7 +191,9 @@ TEST_CASE("target that exits keeps its last numbers", "[integration][cli]") {
     if (!have_root("target that exits keeps its last numbers"))
         return;
     std::string output = temporary_path("exited.json");
-    std::size_t programs_before = memobserve_programs();
+    INFO("these tests need that no other memobserve runs at the same time");
+    REQUIRE(programs_return_to(0));
+    std::size_t programs_before = 0;
     Child tracer({memobserve_binary(), "snapshot", "--duration", "60", "-o", output, "--",
                   memobserve_binary().substr(0, memobserve_binary().rfind('/')) +
                       "/demo/hungry_service",
@@ -203,4 +211,49 @@ TEST_CASE("target that exits keeps its last numbers", "[integration][cli]") {
     CHECK(sum_at(snapshot, "load_table", "resident_bytes") >= 250 * kMiB);
     CHECK(snapshot.at("drops").at("allocator_returns_lost") == 0);
     CHECK(programs_return_to(programs_before));
+}
+
+TEST_CASE("diff sorts sites by resident growth", "[cli]") {
+    memobserve::Snapshot older;
+    older.taken_at = "2026-12-04T20:00:00Z";
+    memobserve::ProcessInfo process;
+    process.pid = 5;
+    process.comm = "service";
+    older.processes.push_back(process);
+    memobserve::Site cache;
+    cache.pid = 5;
+    cache.frames = {{0x10, "fill_cache", "/srv/service", 8, "", 0}};
+    cache.counters.resident_bytes = 1024 * 1024;
+    memobserve::Site sessions;
+    sessions.pid = 5;
+    sessions.frames = {{0x20, "open_session", "/srv/service", 4, "", 0}};
+    sessions.counters.resident_bytes = 4096;
+    older.sites = {cache, sessions};
+
+    memobserve::Snapshot newer = older;
+    newer.taken_at = "2026-12-04T20:10:00Z";
+    newer.processes[0].memory.rss_bytes = 9 * 1024 * 1024;
+    newer.sites[0].counters.resident_bytes = 2 * 1024 * 1024;
+    newer.sites[1].counters.resident_bytes = 8 * 1024 * 1024;
+
+    std::string old_path = temporary_path("old.json");
+    std::string new_path = temporary_path("new.json");
+    std::ofstream(old_path) << memobserve::to_json(older).dump();
+    std::ofstream(new_path) << memobserve::to_json(newer).dump();
+    Run run = run_memobserve({"diff", old_path, new_path});
+    unlink(old_path.c_str());
+    unlink(new_path.c_str());
+
+    CHECK(run.status == 0);
+    CHECK_THAT(run.stdout_text, Catch::Contains("+9.00 MiB"));
+    std::size_t sessions_at = run.stdout_text.find("open_session");
+    std::size_t cache_at = run.stdout_text.find("fill_cache");
+    REQUIRE(sessions_at != std::string::npos);
+    REQUIRE(cache_at != std::string::npos);
+    CHECK(sessions_at < cache_at);
+    CHECK_THAT(run.stdout_text, Catch::Contains("+8.00 MiB"));
+
+    Run missing = run_memobserve({"diff", old_path, new_path});
+    CHECK(missing.status != 0);
+    CHECK_THAT(missing.stderr_text, Catch::Contains("cannot read snapshot"));
 }

@@ -13,5 +13,6 @@ using CommandRunner = std::function<int()>;
 CommandRunner setup_top_command(CLI::App& app);
 CommandRunner setup_snapshot_command(CLI::App& app);
 CommandRunner setup_report_command(CLI::App& app);
+CommandRunner setup_diff_command(CLI::App& app);
 
 }  // namespace memobserve

@@ -8,7 +8,7 @@ namespace memobserve {
 
 namespace {
 
-// Semicolons and spaces separate fields in the folded format.
+// Semicolons separate frames and newlines separate stacks in the folded format.
 std::string clean_frame_name(std::string name) {
     for (char& character : name)
         if (character == ';' || character == '\n')
