@@ -18,8 +18,8 @@ struct DiffOptions {
     std::size_t rows = 20;
 };
 
-// Identity of a site across snapshots: its process and frame chain. Frames are
-// compared by module and symbol offset, which survive a restart of the target.
+// Identity of a site across two snapshots of the same processes: the pid and
+// the frame chain, by module, symbol and offset rather than by address.
 std::string site_identity(const Site& site) {
     std::string identity = std::to_string(site.pid);
     if (site.unknown_stack)
