@@ -16,12 +16,6 @@ static void wait_for_go(void)
 	fflush(stdout);
 	if (!fgets(line, sizeof(line), stdin))
 		_exit(2);
-	/* Linux misses the return of the first probed call in a process when
-	 * that call is an allocation (memobserve counts it in its drops). A
-	 * free(NULL) first makes every measured allocation count, unless the
-	 * workload is started with MEMOBSERVE_FIRST_CALL_IS_ALLOCATION set. */
-	if (!getenv("MEMOBSERVE_FIRST_CALL_IS_ALLOCATION"))
-		free(NULL);
 }
 
 static void hold_until_stdin_closes(void)

@@ -93,7 +93,8 @@ CommandRunner setup_top_command(CLI::App& app) {
         ->check(CLI::Range(1, 100000));
     app.add_option("-n,--iterations", options->iterations,
                    "Stop after this many refreshes (0: until Ctrl-C or the targets exit)")
-        ->capture_default_str();
+        ->capture_default_str()
+        ->check(CLI::Range(0, 1000000000));
     return [options] { return run_top(*options); };
 }
 

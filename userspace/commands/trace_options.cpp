@@ -9,7 +9,7 @@ void add_trace_options(CLI::App& app, TraceCommandOptions& options) {
     app.add_option("-p,--pid", options.pids,
                    "Process to trace, with all its threads (repeat or separate with commas)")
         ->delimiter(',')
-        ->check(CLI::PositiveNumber);
+        ->check(CLI::Range(1, 4194304).description("PID (1 to 4194304)"));
     app.add_option("command", options.command,
                    "Command to start and trace from its first instruction (after --)");
     app.add_flag("--no-alloc-probes", options.no_alloc_probes,

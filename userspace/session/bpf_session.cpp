@@ -246,6 +246,18 @@ std::string BpfSession::attach_allocator(const AllocatorFile& file, int pid) {
     return {};
 }
 
+void BpfSession::attach_step_probe(const std::string& open_path, std::uint64_t file_offset, int pid) {
+    LIBBPF_OPTS(bpf_uprobe_opts, options, .retprobe = false);
+    bpf_link* link = bpf_program__attach_uprobe_opts(skeleton_->progs.process_start, pid,
+                                                     open_path.c_str(), file_offset, &options);
+    if (!link) {
+        log::info("process {}: no step probe at {}+{:#x}: {}", pid, open_path, file_offset,
+                  describe_errno(errno));
+        return;
+    }
+    uprobe_links_.emplace_back(link);
+}
+
 void BpfSession::poll_events(int timeout_ms, const std::function<void(const mo_event&)>& handler) {
     handler_ = handler;
     int result = ring_buffer__poll(ring_, timeout_ms);

@@ -49,6 +49,10 @@ public:
     // (and detaches the file's probes attached so far).
     std::string attach_allocator(const AllocatorFile& file, int pid);
     bool has_allocator_probes(const AllocatorFile& file, int pid) const;
+
+    // Attach the no-op probe at `file_offset` of the file at `open_path` for
+    // process `pid`. See attach_step_probes() in tracer.cpp for why.
+    void attach_step_probe(const std::string& open_path, std::uint64_t file_offset, int pid);
     std::size_t attached_probe_count() const { return uprobe_links_.size(); }
 
     // Deliver ring-buffer events to `handler` for up to `timeout_ms`.

@@ -5,6 +5,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
+#include <filesystem>
 
 #include "collectors/cgroup.h"
 #include "collectors/pagemap.h"
@@ -15,6 +17,15 @@
 namespace memobserve {
 
 namespace {
+
+std::vector<int> list_tasks(int pid) {
+    std::vector<int> tasks;
+    std::error_code error;
+    for (const auto& entry :
+         std::filesystem::directory_iterator(fmt::format("/proc/{}/task", pid), error))
+        tasks.push_back(std::atoi(entry.path().filename().c_str()));
+    return tasks;
+}
 
 SiteCounters counters_from(const mo_site_counters& raw) {
     SiteCounters counters;
@@ -49,8 +60,11 @@ Tracer::Tracer(const TargetSpec& targets, const TraceOptions& options)
         command_ = std::make_unique<LaunchedCommand>(targets.command);
 
     bpf_ = std::make_unique<BpfSession>(options_);
-    for (int pid : targets.pids)
+    for (int pid : targets.pids) {
         add_process(pid);
+        if (options_.alloc_probes)
+            attach_step_probes(pid);
+    }
 
     if (command_) {
         add_process(command_->pid());
@@ -94,6 +108,39 @@ void Tracer::add_process(int pid, bool add_to_target_map) {
     process.info.cmdline = read_cmdline(pid).value_or("");
     inspect_allocators(process);
     read_process_totals(process);
+}
+
+// Linux (seen on 6.18) loses the return probe of a process's first probed
+// call until some probe in that process has been single-stepped, and the
+// allocators start with pushes, which the kernel emulates instead. A thread of
+// a running process that waits in a system call resumes at the instruction
+// after it, read from /proc/PID/task/TID/syscall: a no-op probe there is
+// single-stepped before the thread can call an allocator again.
+void Tracer::attach_step_probes(int pid) {
+    auto maps = read_maps(pid);
+    auto tasks = list_tasks(pid);
+    if (!maps)
+        return;
+    std::set<std::uint64_t> addresses;
+    for (int task : tasks) {
+        auto text = read_text_file(fmt::format("/proc/{}/task/{}/syscall", pid, task));
+        if (!text || text->rfind("running", 0) == 0)
+            continue;
+        auto last_space = text->find_last_of(' ');
+        if (last_space == std::string::npos)
+            continue;
+        addresses.insert(std::strtoull(text->c_str() + last_space + 1, nullptr, 16));
+    }
+    for (std::uint64_t address : addresses) {
+        for (const auto& entry : *maps) {
+            if (address < entry.start || address >= entry.end || !entry.executable || !entry.is_file() ||
+                entry.path.empty() || entry.path[0] != '/')
+                continue;
+            bpf_->attach_step_probe(fmt::format("/proc/{}/root{}", pid, entry.path),
+                                    address - entry.start + entry.offset, pid);
+            break;
+        }
+    }
 }
 
 void Tracer::inspect_allocators(ProcessState& process) {

@@ -62,6 +62,7 @@ private:
 
     void add_process(int pid, bool add_to_target_map = true);
     void inspect_allocators(ProcessState& process);
+    void attach_step_probes(int pid);
     void read_process_totals(ProcessState& process);
     void measure_residency(const std::vector<std::pair<mo_live_key, mo_live_value>>& live);
     void handle_event(const mo_event& event);

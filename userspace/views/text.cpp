@@ -173,8 +173,9 @@ std::string render_header(const Snapshot& snapshot, const TableOptions& options)
         text += describe_process(process);
 
     const auto& totals = snapshot.totals;
-    text += fmt::format("traced: allocated {} in {} calls, live {}, mapped {}, faulted {}, resident {}\n",
+    text += fmt::format("traced: allocated {} in {} {}, live {}, mapped {}, faulted {}, resident {}\n",
                         format_bytes(totals.allocated_bytes), totals.allocations,
+                        totals.allocations == 1 ? "call" : "calls",
                         format_bytes(totals.live_bytes), format_bytes(totals.mapped_bytes),
                         format_bytes(totals.faulted_bytes), format_bytes(totals.resident_bytes));
     if (!snapshot.alloc_probes)
