@@ -92,9 +92,9 @@ TEST_CASE("missing pid is reported, nothing written", "[integration][cli]") {
     if (!have_root("missing pid is reported, nothing written"))
         return;
     std::string output = temporary_path("never.json");
-    Run run = run_memobserve({"snapshot", "-p", "999999999", "--duration", "1", "-o", output});
+    Run run = run_memobserve({"snapshot", "-p", "4194303", "--duration", "1", "-o", output});
     CHECK(run.status != 0);
-    CHECK_THAT(run.stderr_text, Catch::Contains("process 999999999 not found"));
+    CHECK_THAT(run.stderr_text, Catch::Contains("process 4194303 not found"));
     CHECK_FALSE(file_exists(output));
 }
 
