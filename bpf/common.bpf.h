@@ -53,8 +53,8 @@ struct {
 } events SEC(".maps");
 
 /* One flag per CPU, set while a program reads user memory. A frame-pointer
- * walk that follows a bad pointer faults in kernel mode on a user address; the
- * kernel fault program must not count those faults as the target's. BPF
+ * walk that follows a bad pointer faults in kernel mode on a user address, and
+ * the kernel fault program must not count those faults as the target's. BPF
  * programs run with migration disabled, so the flag stays on this CPU. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

@@ -1,9 +1,9 @@
 /* Types shared by the BPF programs and the userspace loader.
  *
  * Both sides compile this header: the BPF side with vmlinux.h, userspace with
- * <linux/types.h>. Every struct has fixed-width fields and explicit padding so
- * that its layout is the same for both compilers; the C++ side checks the sizes
- * with static_assert.
+ * <linux/types.h>. Every struct has fixed-width fields and explicit padding, so
+ * its layout is the same for both compilers. The C++ side checks the sizes with
+ * static_assert.
  */
 #ifndef MEMOBSERVE_ABI_H
 #define MEMOBSERVE_ABI_H
@@ -18,7 +18,7 @@
 /* Stack id of a site whose stack could not be stored (see enum mo_drop). */
 #define MO_UNKNOWN_STACK_ID (-1)
 
-/* How the BPF programs choose the processes they record. */
+/* Process filter of the BPF programs. */
 enum mo_filter_mode {
 	MO_FILTER_PIDS = 0, /* tgids present in the targets map */
 	MO_FILTER_ALL = 1,  /* every process */

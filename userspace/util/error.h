@@ -7,8 +7,8 @@
 namespace memobserve {
 
 // A failure that ends the command. main() prints it and turns it into the exit
-// code; everything owned by the stack (probes, maps, children) is released by
-// destructors on the way out.
+// code. Destructors release everything owned by the stack (probes, maps,
+// children) on the way out.
 class Error : public std::runtime_error {
 public:
     explicit Error(std::string message, std::string hint = {}, int exit_code = 1)

@@ -18,7 +18,7 @@ void install_stop_handlers() {
     struct sigaction action = {};
     action.sa_handler = request_stop;
     sigemptyset(&action.sa_mask);
-    // No SA_RESTART: a blocking poll returns EINTR and the loop sees the flag.
+    // No SA_RESTART, so a blocking poll returns EINTR and the loop checks the flag.
     for (int signal_number : {SIGINT, SIGTERM, SIGHUP})
         sigaction(signal_number, &action, nullptr);
 }
