@@ -140,9 +140,9 @@ static __always_inline int enter_allocator(struct pt_regs *ctx, __u32 kind, __u6
 	call.kind = kind;
 	current_site(ctx, tgid, &call.site);
 	/* The frame-pointer walk starts at the caller's saved frame, so it skips
-	 * the caller itself; its return address is on top of the stack here. */
-	if (call.site.stack_id != MO_UNKNOWN_STACK_ID)
-		call.site.caller = read_stack_top(sp);
+	 * the caller itself; its return address is on top of the stack here.
+	 * Without a stored stack it still names the caller. */
+	call.site.caller = read_stack_top(sp);
 	if (bpf_map_update_elem(&allocator_calls, &pid_tgid, &call, BPF_ANY))
 		count_drop(MO_DROP_PENDING_MAP_FULL);
 	return 0;

@@ -15,6 +15,14 @@
 const volatile __u32 filter_mode = MO_FILTER_PIDS;
 const volatile bool follow_children = true;
 const volatile __u64 page_size = 4096;
+/* MO_FILTER_CGROUP: the cgroup v2 id and its depth below the root (level 0). */
+const volatile __u64 target_cgroup_id = 0;
+const volatile __u32 target_cgroup_level = 0;
+/* Bytes faulted per process between two user stacks of the fault layer;
+ * 0 takes a stack on every fault. */
+const volatile __u64 fault_sample_bytes = 0;
+/* MO_FILTER_ALL: memobserve's own process, left out. */
+const volatile __u32 self_tgid = 0;
 
 /* Losses and other counters, read by userspace through the skeleton. */
 __u64 drops[MO_DROP_COUNT] = {};
@@ -105,10 +113,15 @@ static __always_inline void count_stat(enum mo_stat kind)
 		__sync_fetch_and_add(&stats[kind], 1);
 }
 
+/* Whether `tgid`, the current process, is traced. In cgroup mode the current
+ * task's cgroup decides: its ancestor at the target's level is the target
+ * when the task is in the target cgroup or below it. */
 static __always_inline bool is_target(__u32 tgid)
 {
 	if (filter_mode == MO_FILTER_ALL)
-		return true;
+		return tgid != self_tgid;
+	if (filter_mode == MO_FILTER_CGROUP)
+		return bpf_get_current_ancestor_cgroup_id(target_cgroup_level) == target_cgroup_id;
 	return bpf_map_lookup_elem(&targets, &tgid) != NULL;
 }
 

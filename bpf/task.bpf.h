@@ -17,6 +17,8 @@ static __always_inline void send_task_event(__u32 type, __u32 pid, __u32 parent)
 	event->pid = pid;
 	event->old_address = parent;
 	event->timestamp_ns = bpf_ktime_get_ns();
+	if (type == MO_EVENT_EXEC)
+		bpf_get_current_comm(event->comm, sizeof(event->comm));
 	bpf_ringbuf_submit(event, 0);
 }
 

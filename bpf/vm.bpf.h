@@ -47,8 +47,7 @@ static __always_inline void vm_call_site(void *ctx, __u64 pid_tgid, struct pt_re
 		return;
 	}
 	current_site(ctx, pid_tgid >> 32, site);
-	if (site->stack_id != MO_UNKNOWN_STACK_ID)
-		site->caller = read_stack_top(sp);
+	site->caller = read_stack_top(sp);
 }
 
 SEC("tp_btf/sys_enter")

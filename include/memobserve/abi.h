@@ -18,10 +18,15 @@
 /* Stack id of a site whose stack could not be stored (see enum mo_drop). */
 #define MO_UNKNOWN_STACK_ID (-1)
 
+/* Stack id of a process's fault bytes since its last sampled stack. When they
+ * reach the sampling period, the next fault's stack takes them all. */
+#define MO_FAULT_RESIDUE_STACK_ID (-2)
+
 /* Process filter of the BPF programs. */
 enum mo_filter_mode {
 	MO_FILTER_PIDS = 0, /* tgids present in the targets map */
-	MO_FILTER_ALL = 1,  /* every process */
+	MO_FILTER_ALL = 1,  /* every process but memobserve */
+	MO_FILTER_CGROUP = 2, /* processes in a cgroup v2 and its descendants */
 };
 
 /* Allocator entry points with probes. The kind travels from the entry probe to
@@ -112,7 +117,8 @@ enum mo_event_type {
  *   BRK:     old_address (old break) -> address (new break)
  *   MADVISE: address, length, flags (advice)
  *   FORK:    pid is the child, old_address is the parent pid
- *   EXEC, EXIT: pid only */
+ *   EXEC:    pid, comm (the new program's name)
+ *   EXIT:    pid only */
 struct mo_event {
 	__u32 type;
 	__u32 pid;
@@ -125,6 +131,7 @@ struct mo_event {
 	__u32 flags;
 	__s64 fd;
 	__u64 timestamp_ns;
+	char comm[16];
 };
 
 #endif /* MEMOBSERVE_ABI_H */

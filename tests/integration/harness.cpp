@@ -3,12 +3,15 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <array>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <memory>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
@@ -215,6 +218,60 @@ std::uint64_t sum_at(const nlohmann::json& snapshot, const std::string& function
     return sum_where(
         snapshot, [&](const nlohmann::json& stack) { return calling_function(stack) == function; },
         field);
+}
+
+bool file_exists(const std::string& path) {
+    struct stat status;
+    return stat(path.c_str(), &status) == 0;
+}
+
+std::string command_output(const std::string& command) {
+    std::unique_ptr<FILE, int (*)(FILE*)> pipe(popen(command.c_str(), "r"), pclose);
+    std::string output;
+    std::array<char, 4096> buffer;
+    while (pipe && fgets(buffer.data(), buffer.size(), pipe.get()))
+        output += buffer.data();
+    return output;
+}
+
+std::size_t memobserve_programs() {
+    static const char* const names[] = {"malloc_enter", "allocator_retur", "vm_syscall_ente",
+                                        "user_page_fault", "process_fork", "free_enter"};
+    std::string text = command_output("bpftool prog list 2>&1");
+    std::size_t count = 0;
+    for (const char* name : names) {
+        std::string pattern = std::string("name ") + name;
+        for (std::size_t at = text.find(pattern); at != std::string::npos; at = text.find(pattern, at + 1))
+            ++count;
+    }
+    return count;
+}
+
+std::size_t page_fault_links() {
+    std::string text = command_output("bpftool link list 2>&1");
+    std::size_t count = 0;
+    for (std::size_t at = text.find("'page_fault_user'"); at != std::string::npos;
+         at = text.find("'page_fault_user'", at + 1))
+        ++count;
+    return count;
+}
+
+bool programs_return_to(std::size_t expected) {
+    for (int attempt = 0; attempt < 300; ++attempt) {
+        if (memobserve_programs() == expected)
+            return true;
+        usleep(200 * 1000);
+    }
+    return false;
+}
+
+Run run_memobserve(const std::vector<std::string>& arguments) {
+    std::vector<std::string> command = {memobserve_binary()};
+    command.insert(command.end(), arguments.begin(), arguments.end());
+    Child child(command);
+    child.close_stdin();
+    int status = child.wait(120);
+    return {status, child.stdout_text(), child.stderr_text(), child.pid()};
 }
 
 }  // namespace memobserve::testing

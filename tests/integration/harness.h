@@ -71,4 +71,29 @@ std::uint64_t sum_where(const nlohmann::json& snapshot,
                         const std::function<bool(const nlohmann::json&)>& predicate,
                         const std::string& field);
 
+bool file_exists(const std::string& path);
+// Standard output of a shell command.
+std::string command_output(const std::string& command);
+
+// Number of loaded BPF programs with memobserve's program names (the kernel
+// keeps 15 characters). Debian's bpftool does not show owning processes, so
+// the tests compare this count before, during and after a run. Another
+// memobserve running at the same time would change the count.
+std::size_t memobserve_programs();
+// Number of BPF links attached to the page_fault_user tracepoint.
+std::size_t page_fault_links();
+// Wait until the count is back to `expected`: the kernel frees detached
+// tracing programs after an RCU grace period, which takes seconds on a busy
+// machine.
+bool programs_return_to(std::size_t expected);
+
+struct Run {
+    int status;
+    std::string stdout_text;
+    std::string stderr_text;
+    int pid;
+};
+// Run memobserve with `arguments` and stdin closed, to its end.
+Run run_memobserve(const std::vector<std::string>& arguments);
+
 }  // namespace memobserve::testing

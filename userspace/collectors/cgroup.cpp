@@ -1,6 +1,9 @@
 #include "collectors/cgroup.h"
 
+#include <sys/stat.h>
+
 #include <charconv>
+#include <map>
 #include <filesystem>
 
 #include <fmt/format.h>
@@ -67,16 +70,19 @@ bool is_reachable(const std::string& path) {
     return path.starts_with('/') && !path.starts_with("/..");
 }
 
-std::optional<MemoryCgroupLocation> locate_memory_cgroup(const CgroupMembership& membership,
+// `v2_path` and `memory_path` are the process's paths in each hierarchy; the
+// one of the hierarchy that holds the memory controller is used.
+std::optional<MemoryCgroupLocation> locate_memory_cgroup(const std::string& v2_path,
+                                                         const std::string& memory_path,
                                                          const fs::path& root) {
     MemoryCgroupLocation location;
     auto v2_mount = find_v2_mount(root);
     if (v2_mount && v2_has_memory_controller(*v2_mount)) {
         location.v2 = true;
-        location.path = membership.v2_path;
+        location.path = v2_path;
         location.directory = *v2_mount / fs::path(location.path).relative_path();
     } else {
-        location.path = membership.memory_path;
+        location.path = memory_path;
         location.directory = root / "memory" / fs::path(location.path).relative_path();
     }
 
@@ -104,18 +110,64 @@ std::optional<std::uint64_t> read_byte_count(const fs::path& file, bool max_allo
     return bytes;
 }
 
-CgroupMemory read_v2_memory(const MemoryCgroupLocation& location) {
+// "name value" lines, as in memory.stat, memory.events and memory.oom_control.
+// Lines that are not a name and a number are left out.
+std::map<std::string, std::uint64_t> read_keyed_counts(const fs::path& file) {
+    std::map<std::string, std::uint64_t> counts;
+    auto text = read_text_file(file.string());
+    if (!text)
+        return counts;
+    std::string_view rest = *text;
+    while (!rest.empty()) {
+        std::size_t end = rest.find('\n');
+        std::string_view line = rest.substr(0, end);
+        rest.remove_prefix(end == std::string_view::npos ? rest.size() : end + 1);
+        std::size_t space = line.find(' ');
+        if (space == std::string_view::npos)
+            continue;
+        std::string_view value = trim(line.substr(space + 1));
+        std::uint64_t number = 0;
+        auto [stop, error] = std::from_chars(value.data(), value.data() + value.size(), number);
+        if (error == std::errc{} && stop == value.data() + value.size() && !value.empty())
+            counts[std::string(line.substr(0, space))] = number;
+    }
+    return counts;
+}
+
+std::uint64_t directory_inode(const fs::path& directory) {
+    struct stat status;
+    return stat(directory.c_str(), &status) == 0 ? status.st_ino : 0;
+}
+
+CgroupMemory read_v2_memory(const MemoryCgroupLocation& location, CgroupDetail detail) {
     CgroupMemory memory;
     memory.path = location.path;
+    memory.hierarchy = "v2";
+    memory.id = directory_inode(location.directory);
+    if (detail == CgroupDetail::all) {
+        memory.stat = read_keyed_counts(location.directory / "memory.stat");
+        memory.events = read_keyed_counts(location.directory / "memory.events");
+    }
     // The root cgroup has neither file, so both values stay empty there.
     memory.memory_current_bytes = read_byte_count(location.directory / "memory.current", false);
     memory.memory_max_bytes = read_byte_count(location.directory / "memory.max", true);
     return memory;
 }
 
-CgroupMemory read_v1_memory(const MemoryCgroupLocation& location) {
+CgroupMemory read_v1_memory(const MemoryCgroupLocation& location, CgroupDetail detail) {
     CgroupMemory memory;
     memory.path = location.path;
+    memory.hierarchy = "v1";
+    memory.id = directory_inode(location.directory);
+    if (detail == CgroupDetail::all) {
+        memory.stat = read_keyed_counts(location.directory / "memory.stat");
+        memory.events = read_keyed_counts(location.directory / "memory.oom_control");
+        memory.events.erase("oom_kill_disable");
+        if (auto failures = read_byte_count(location.directory / "memory.failcnt", false))
+            memory.events["failcnt"] = *failures;
+        if (auto kernel = read_byte_count(location.directory / "memory.kmem.usage_in_bytes", false))
+            memory.events["kernel_bytes"] = *kernel;
+    }
     memory.memory_current_bytes = read_byte_count(location.directory / "memory.usage_in_bytes", false);
     auto limit = read_byte_count(location.directory / "memory.limit_in_bytes", false);
     if (limit && !is_v1_unlimited(*limit))
@@ -154,19 +206,36 @@ bool is_v1_unlimited(std::uint64_t limit_bytes) {
     return limit_bytes >= kV1UnlimitedThreshold;
 }
 
-std::optional<CgroupMemory> read_cgroup_memory(const CgroupMembership& membership,
-                                               const std::string& root) {
-    auto location = locate_memory_cgroup(membership, root);
-    if (!location)
-        return std::nullopt;
-    return location->v2 ? read_v2_memory(*location) : read_v1_memory(*location);
+CgroupMounts find_cgroup_mounts(const std::string& root) {
+    CgroupMounts mounts;
+    if (auto v2 = find_v2_mount(root)) {
+        mounts.v2 = v2->string();
+        mounts.v2_has_memory = v2_has_memory_controller(*v2);
+    }
+    std::error_code error;
+    if (!mounts.v2_has_memory && fs::exists(fs::path(root) / "memory" / "memory.usage_in_bytes", error))
+        mounts.v1_memory = (fs::path(root) / "memory").string();
+    return mounts;
 }
 
-std::optional<CgroupMemory> read_cgroup_memory(int pid, const std::string& root) {
+std::optional<CgroupMemory> read_cgroup_memory(const CgroupMembership& membership,
+                                               const std::string& root, CgroupDetail detail) {
+    auto location = locate_memory_cgroup(membership.v2_path, membership.memory_path, root);
+    if (!location)
+        return std::nullopt;
+    return location->v2 ? read_v2_memory(*location, detail) : read_v1_memory(*location, detail);
+}
+
+std::optional<CgroupMemory> read_cgroup_memory(int pid, const std::string& root, CgroupDetail detail) {
     auto text = read_process_file(pid, "cgroup");
     if (!text)
         return std::nullopt;
-    return read_cgroup_memory(parse_proc_cgroup(*text), root);
+    return read_cgroup_memory(parse_proc_cgroup(*text), root, detail);
+}
+
+std::optional<CgroupMemory> read_memory_cgroup_at(const std::string& path, const std::string& root,
+                                                  CgroupDetail detail) {
+    return read_cgroup_memory(CgroupMembership{path, path}, root, detail);
 }
 
 }  // namespace memobserve

@@ -3,8 +3,10 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
+#include <filesystem>
 #include <map>
 
 #include <fmt/format.h>
@@ -257,6 +259,44 @@ std::optional<std::string> read_comm(int pid) {
     if (!text)
         return std::nullopt;
     return std::string(without_trailing_newline(*text));
+}
+
+int parse_nspid(std::string_view status) {
+    std::size_t start = status.find("\nNSpid:");
+    if (start == std::string_view::npos)
+        return 0;
+    std::string_view line = status.substr(start + 7);
+    line = line.substr(0, line.find('\n'));
+    std::size_t last = line.find_last_of(" \t");
+    std::string_view value = last == std::string_view::npos ? line : line.substr(last + 1);
+    int pid = 0;
+    std::from_chars(value.data(), value.data() + value.size(), pid);
+    return pid;
+}
+
+std::optional<int> read_nspid(int pid) {
+    auto status = read_process_file(pid, "status");
+    if (!status)
+        return std::nullopt;
+    return parse_nspid(*status);
+}
+
+std::vector<int> list_processes() {
+    std::vector<int> pids;
+    std::error_code error;
+    for (const auto& entry : std::filesystem::directory_iterator("/proc", error)) {
+        const std::string name = entry.path().filename().string();
+        int pid = 0;
+        auto [stop, failure] = std::from_chars(name.data(), name.data() + name.size(), pid);
+        if (failure != std::errc{} || stop != name.data() + name.size() || pid <= 0)
+            continue;
+        // Kernel threads have no command line and no user memory.
+        auto cmdline = read_text_file(fmt::format("/proc/{}/cmdline", pid));
+        if (cmdline && !cmdline->empty())
+            pids.push_back(pid);
+    }
+    std::sort(pids.begin(), pids.end());
+    return pids;
 }
 
 std::optional<std::string> read_cmdline(int pid) {

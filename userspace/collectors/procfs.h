@@ -45,6 +45,12 @@ ProcessMemory parse_process_memory(std::string_view smaps_rollup, std::string_vi
 std::optional<ProcessMemory> read_process_memory(int pid);
 
 std::optional<std::string> read_comm(int pid);
+// The pid in the process's innermost pid namespace: the last NSpid value of
+// /proc/PID/status. 0 when the field is missing.
+int parse_nspid(std::string_view status);
+std::optional<int> read_nspid(int pid);
+// Every process on the host but kernel threads, sorted.
+std::vector<int> list_processes();
 // NUL separators replaced by spaces, trailing separators removed. Empty for
 // kernel threads.
 std::optional<std::string> read_cmdline(int pid);

@@ -1,5 +1,6 @@
 #include "commands/trace_options.h"
 
+#include "collectors/cgroup_target.h"
 #include "util/error.h"
 #include "util/log.h"
 
@@ -10,11 +11,24 @@ void add_trace_options(CLI::App& app, TraceCommandOptions& options) {
                    "Process to trace, with all its threads (repeat or separate with commas)")
         ->delimiter(',')
         ->check(CLI::Range(1, 4194304).description("PID (1 to 4194304)"));
+    app.add_option("-c,--cgroup", options.cgroup,
+                   "Trace every process of a cgroup and its descendants, including processes "
+                   "that start later: a cgroup v2 id (the directory's inode number) or a path "
+                   "as /proc/PID/cgroup shows it");
+    app.add_option("--container", options.container,
+                   "Trace the processes of a container: its id, or a unique prefix of 12 or more "
+                   "hex digits (Docker, containerd, CRI-O and Podman cgroup names)");
+    app.add_flag("-a,--all", options.all,
+                 "Trace every process on the host. Allocator probes are off unless "
+                 "--alloc-probes is given: a trap on every malloc of every process costs too much "
+                 "for most hosts, and the page-level layers answer where the memory is");
     app.add_option("command", options.command,
                    "Command to start and trace from its first instruction (after --)");
     app.add_flag("--no-alloc-probes", options.no_alloc_probes,
                  "Do not probe the malloc family: keep only the mapped, faulted and resident "
                  "layers (for targets where a trap on every malloc costs too much)");
+    app.add_flag("--alloc-probes", options.alloc_probes,
+                 "With -a: probe the malloc family of every process as well");
     app.add_flag("--no-follow", options.no_follow, "Do not trace children the targets fork");
     app.add_option("--max-sites", options.trace.max_sites,
                    "Capacity of the per-site counter map, in sites")
@@ -28,22 +42,73 @@ void add_trace_options(CLI::App& app, TraceCommandOptions& options) {
                    "Capacity of the live-allocation map, in allocations")
         ->capture_default_str()
         ->check(CLI::Range(1024u, 1u << 26));
+    app.add_option("--fault-sample", options.fault_sample,
+                   "Bytes faulted in a process between two user stacks of the fault layer "
+                   "(suffixes K, M, G: powers of 1024), or 'exact' for a stack on every fault. "
+                   "Every fault is counted either way")
+        ->capture_default_str();
     app.add_flag("-v,--verbose", options.verbosity,
                  "More messages: -v for progress, -vv for BPF loader details");
 }
 
+namespace {
+
+std::uint64_t parse_fault_sample(const std::string& text) {
+    if (text == "exact")
+        return 0;
+    std::size_t end = 0;
+    std::uint64_t value = 0;
+    try {
+        value = std::stoull(text, &end);
+    } catch (const std::exception&) {
+        end = 0;
+    }
+    std::string suffix = text.substr(end);
+    std::uint64_t unit = suffix.empty() ? 1
+                         : (suffix == "K" || suffix == "KiB") ? 1024
+                         : (suffix == "M" || suffix == "MiB") ? 1024 * 1024
+                         : (suffix == "G" || suffix == "GiB") ? 1024 * 1024 * 1024
+                                                              : 0;
+    if (end == 0 || unit == 0 || value == 0 || text[0] == '-')
+        throw Error(fmt::format("invalid --fault-sample value '{}'", text),
+                    "give a size such as 256K or 1M, or 'exact'");
+    std::uint64_t bytes = value * unit;
+    if (bytes < 4096 || bytes / unit != value)
+        throw Error(fmt::format("--fault-sample {} is out of range", text),
+                    "give at least one page (4K), or 'exact' for a stack on every fault");
+    return bytes;
+}
+
+}  // namespace
+
 void validate_trace_options(TraceCommandOptions& options) {
-    if (options.pids.empty() && options.command.empty())
-        throw Error("no target given", "name processes with -p PID, or a command after --");
-    if (!options.pids.empty() && !options.command.empty())
-        throw Error("both -p and a command given", "trace either processes (-p) or a command (--)");
-    options.trace.alloc_probes = !options.no_alloc_probes;
+    int kinds = !options.pids.empty() + !options.command.empty() + !options.cgroup.empty() +
+                !options.container.empty() + options.all;
+    if (kinds == 0)
+        throw Error("no target given",
+                    "name processes with -p PID, a cgroup with --cgroup, a container with "
+                    "--container, every process with -a, or a command after --");
+    if (kinds > 1)
+        throw Error("more than one kind of target given",
+                    "trace one of: processes (-p), a cgroup (--cgroup), a container (--container), "
+                    "the host (-a), or a command (--)");
+    if (options.alloc_probes && options.no_alloc_probes)
+        throw Error("both --alloc-probes and --no-alloc-probes given", "choose one");
+    if (options.alloc_probes && !options.all)
+        throw Error("--alloc-probes is for -a", "allocator probes are on by default for other targets");
+    options.trace.alloc_probes = options.all ? options.alloc_probes : !options.no_alloc_probes;
     options.trace.follow_children = !options.no_follow;
+    options.trace.fault_sample_bytes = parse_fault_sample(options.fault_sample);
     log::set_verbosity(options.verbosity);
 }
 
 TargetSpec target_spec(const TraceCommandOptions& options) {
-    return TargetSpec{options.pids, options.command};
+    TargetSpec spec{options.pids, options.command, std::nullopt, options.all};
+    if (!options.cgroup.empty())
+        spec.cgroup = resolve_cgroup(options.cgroup);
+    if (!options.container.empty())
+        spec.cgroup = resolve_container(options.container);
+    return spec;
 }
 
 }  // namespace memobserve

@@ -13,13 +13,19 @@ namespace memobserve {
 struct TraceCommandOptions {
     std::vector<int> pids;
     std::vector<std::string> command;
+    std::string cgroup;
+    std::string container;
+    bool all = false;
     bool no_alloc_probes = false;
+    bool alloc_probes = false;
+    std::string fault_sample = "256K";
     bool no_follow = false;
     TraceOptions trace;
     int verbosity = 0;
 };
 
-// Register -p, the command after --, --no-alloc-probes, map sizes and -v.
+// Register the targets (-p, --cgroup, --container, -a, a command after --),
+// --no-alloc-probes, map sizes and -v.
 void add_trace_options(CLI::App& app, TraceCommandOptions& options);
 
 // Check the combination of options; throws Error naming the problem.

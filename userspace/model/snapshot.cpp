@@ -80,10 +80,42 @@ SiteCounters counters_from_json(const json& object) {
     return counters;
 }
 
+json cgroup_json(const CgroupMemory& cgroup, bool details) {
+    json result = {{"path", cgroup.path},
+                   {"memory_current_bytes", optional_number(cgroup.memory_current_bytes)},
+                   {"memory_max_bytes", optional_number(cgroup.memory_max_bytes)}};
+    if (!cgroup.hierarchy.empty())
+        result["hierarchy"] = cgroup.hierarchy;
+    if (cgroup.id != 0)
+        result["id"] = cgroup.id;
+    if (details) {
+        result["stat"] = cgroup.stat;
+        result["events"] = cgroup.events;
+    }
+    return result;
+}
+
+CgroupMemory cgroup_from_json(const json& object) {
+    CgroupMemory cgroup;
+    cgroup.path = object.at("path").get<std::string>();
+    if (!object.at("memory_current_bytes").is_null())
+        cgroup.memory_current_bytes = object.at("memory_current_bytes").get<std::uint64_t>();
+    if (!object.at("memory_max_bytes").is_null())
+        cgroup.memory_max_bytes = object.at("memory_max_bytes").get<std::uint64_t>();
+    cgroup.hierarchy = object.value("hierarchy", std::string());
+    cgroup.id = object.value("id", std::uint64_t{0});
+    if (object.contains("stat"))
+        cgroup.stat = object.at("stat").get<std::map<std::string, std::uint64_t>>();
+    if (object.contains("events"))
+        cgroup.events = object.at("events").get<std::map<std::string, std::uint64_t>>();
+    return cgroup;
+}
+
 json process_json(const ProcessInfo& process) {
     const auto& memory = process.memory;
     json result = {
         {"pid", process.pid},
+        {"nspid", process.nspid != 0 ? json(process.nspid) : json(nullptr)},
         {"comm", process.comm},
         {"cmdline", process.cmdline},
         {"exited", process.exited},
@@ -100,9 +132,7 @@ json process_json(const ProcessInfo& process) {
         {"allocators", json::array()},
     };
     if (process.cgroup)
-        result["cgroup"] = {{"path", process.cgroup->path},
-                            {"memory_current_bytes", optional_number(process.cgroup->memory_current_bytes)},
-                            {"memory_max_bytes", optional_number(process.cgroup->memory_max_bytes)}};
+        result["cgroup"] = cgroup_json(*process.cgroup, false);
     for (const auto& allocator : process.allocators)
         result["allocators"].push_back({{"module", allocator.module},
                                         {"kind", allocator.kind},
@@ -126,16 +156,11 @@ ProcessInfo process_from_json(const json& object) {
     process.memory.pss_bytes = memory.at("pss_bytes").get<std::uint64_t>();
     process.memory.uss_bytes = memory.at("uss_bytes").get<std::uint64_t>();
     process.memory.swap_bytes = memory.at("swap_bytes").get<std::uint64_t>();
+    if (object.contains("nspid") && !object.at("nspid").is_null())
+        process.nspid = object.at("nspid").get<int>();
     const json& cgroup = object.at("cgroup");
-    if (!cgroup.is_null()) {
-        CgroupMemory memory_cgroup;
-        memory_cgroup.path = cgroup.at("path").get<std::string>();
-        if (!cgroup.at("memory_current_bytes").is_null())
-            memory_cgroup.memory_current_bytes = cgroup.at("memory_current_bytes").get<std::uint64_t>();
-        if (!cgroup.at("memory_max_bytes").is_null())
-            memory_cgroup.memory_max_bytes = cgroup.at("memory_max_bytes").get<std::uint64_t>();
-        process.cgroup = memory_cgroup;
-    }
+    if (!cgroup.is_null())
+        process.cgroup = cgroup_from_json(cgroup);
     for (const json& allocator : object.value("allocators", json::array())) {
         AllocatorInfo info;
         info.module = allocator.at("module").get<std::string>();
@@ -173,13 +198,57 @@ Frame frame_from_json(const json& object) {
 
 }  // namespace
 
+CgroupBreakdown cgroup_breakdown(const CgroupMemory& cgroup) {
+    auto stat = [&](const char* name) {
+        auto found = cgroup.stat.find(name);
+        return found == cgroup.stat.end() ? std::uint64_t{0} : found->second;
+    };
+    auto event = [&](const char* name) {
+        auto found = cgroup.events.find(name);
+        return found == cgroup.events.end() ? std::uint64_t{0} : found->second;
+    };
+    CgroupBreakdown breakdown;
+    std::uint64_t file_with_shmem = 0;
+    if (cgroup.hierarchy == "v1") {
+        // The hierarchical totals include the descendants, like the usage.
+        breakdown.anon = stat("total_rss");
+        file_with_shmem = stat("total_cache");
+        breakdown.shmem = stat("total_shmem");
+        breakdown.kernel = event("kernel_bytes");
+        breakdown.limit_hits = event("failcnt");
+    } else {
+        breakdown.anon = stat("anon");
+        file_with_shmem = stat("file");
+        breakdown.shmem = stat("shmem");
+        breakdown.kernel = stat("kernel");
+        if (breakdown.kernel == 0)
+            breakdown.kernel = stat("kernel_stack") + stat("pagetables") + stat("percpu") +
+                               stat("sock") + stat("slab");
+        breakdown.limit_hits = event("max");
+    }
+    breakdown.oom_kills = event("oom_kill");
+    breakdown.file = file_with_shmem > breakdown.shmem ? file_with_shmem - breakdown.shmem : 0;
+    std::uint64_t known = breakdown.anon + file_with_shmem + breakdown.kernel;
+    std::uint64_t usage = cgroup.memory_current_bytes.value_or(0);
+    breakdown.other = usage > known ? usage - known : 0;
+    return breakdown;
+}
+
 json to_json(const Snapshot& snapshot) {
     json document = {
         {"schema", kSnapshotSchema},
         {"taken_at", snapshot.taken_at},
         {"duration_s", snapshot.duration_s},
         {"host", {{"kernel", snapshot.host.kernel}, {"page_size", snapshot.host.page_size}}},
+        {"target",
+         {{"kind", snapshot.target.kind},
+          {"cgroup_id", snapshot.target.cgroup_id != 0 ? json(snapshot.target.cgroup_id) : json(nullptr)},
+          {"path", text_or_null(snapshot.target.path)},
+          {"hierarchy", text_or_null(snapshot.target.hierarchy)},
+          {"container_id", text_or_null(snapshot.target.container_id)}}},
+        {"cgroups", json::array()},
         {"alloc_probes", snapshot.alloc_probes},
+        {"fault_sample_bytes", snapshot.fault_sample_bytes},
         {"alloc_probe_hits", snapshot.alloc_probe_hits},
         {"untracked_frees", snapshot.untracked_frees},
         {"processes", json::array()},
@@ -195,12 +264,16 @@ json to_json(const Snapshot& snapshot) {
           {"event_ring_full", snapshot.drops.event_ring_full},
           {"allocator_returns_lost", snapshot.drops.allocator_returns_lost}}},
     };
+    for (const auto& cgroup : snapshot.cgroups)
+        document["cgroups"].push_back(cgroup_json(cgroup, true));
     for (const auto& process : snapshot.processes)
         document["processes"].push_back(process_json(process));
     for (const auto& site : snapshot.sites) {
         json stack = counters_json(site.counters);
         stack["pid"] = site.pid;
         stack["unknown_stack"] = site.unknown_stack;
+        if (site.fault_residue)
+            stack["fault_residue"] = true;
         stack["frames"] = json::array();
         for (const auto& frame : site.frames)
             stack["frames"].push_back(frame_json(frame));
@@ -224,14 +297,32 @@ Snapshot snapshot_from_json(const json& document) {
         snapshot.host.kernel = document.at("host").at("kernel").get<std::string>();
         snapshot.host.page_size = document.at("host").at("page_size").get<std::uint64_t>();
         snapshot.alloc_probes = document.value("alloc_probes", true);
+        snapshot.fault_sample_bytes = document.value("fault_sample_bytes", std::uint64_t{0});
         snapshot.alloc_probe_hits = document.value("alloc_probe_hits", std::uint64_t{0});
         snapshot.untracked_frees = document.value("untracked_frees", std::uint64_t{0});
+        if (document.contains("target")) {
+            const json& target = document.at("target");
+            snapshot.target.kind = target.at("kind").get<std::string>();
+            if (!target.at("cgroup_id").is_null())
+                snapshot.target.cgroup_id = target.at("cgroup_id").get<std::uint64_t>();
+            auto text = [&](const char* name) {
+                return target.contains(name) && !target.at(name).is_null()
+                           ? target.at(name).get<std::string>()
+                           : std::string();
+            };
+            snapshot.target.path = text("path");
+            snapshot.target.hierarchy = text("hierarchy");
+            snapshot.target.container_id = text("container_id");
+        }
+        for (const json& cgroup : document.value("cgroups", json::array()))
+            snapshot.cgroups.push_back(cgroup_from_json(cgroup));
         for (const json& process : document.at("processes"))
             snapshot.processes.push_back(process_from_json(process));
         for (const json& stack : document.at("stacks")) {
             Site site;
             site.pid = stack.at("pid").get<int>();
             site.unknown_stack = stack.value("unknown_stack", false);
+            site.fault_residue = stack.value("fault_residue", false);
             for (const json& frame : stack.at("frames"))
                 site.frames.push_back(frame_from_json(frame));
             site.counters = counters_from_json(stack);

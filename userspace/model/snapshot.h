@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -40,11 +41,41 @@ struct ProcessMemory {
     std::uint64_t swap_bytes = 0;
 };
 
-// The memory cgroup of a process (cgroup v2, or the v1 memory controller).
+// A memory cgroup (cgroup v2, or the v1 memory controller).
 struct CgroupMemory {
     std::string path;  // path below the hierarchy's mount point, "/" for the root
     std::optional<std::uint64_t> memory_current_bytes;
     std::optional<std::uint64_t> memory_max_bytes;  // empty when unlimited
+    std::uint64_t id = 0;        // inode of the directory (the cgroup id on v2)
+    std::string hierarchy;       // "v2" or "v1"
+    // memory.stat as the kernel writes it, in bytes (page and event counts
+    // as they are). Empty for the per-process entries.
+    std::map<std::string, std::uint64_t> stat;
+    // v2: memory.events. v1: failcnt, oom_kill and under_oom (memory.failcnt,
+    // memory.oom_control), and kernel_bytes (memory.kmem.usage_in_bytes).
+    std::map<std::string, std::uint64_t> events;
+};
+
+// What a cgroup's usage is made of, in bytes, from its memory.stat.
+struct CgroupBreakdown {
+    std::uint64_t anon = 0;
+    std::uint64_t file = 0;    // page cache without shared memory
+    std::uint64_t shmem = 0;
+    std::uint64_t kernel = 0;
+    std::uint64_t other = 0;   // usage not in the four above
+    std::uint64_t oom_kills = 0;
+    std::uint64_t limit_hits = 0;  // v2 "max" events, v1 failcnt
+};
+CgroupBreakdown cgroup_breakdown(const CgroupMemory& cgroup);
+
+// What a trace follows. "pid": processes named with -p; "command": a command
+// memobserve started; "cgroup": a cgroup and its descendants; "all": the host.
+struct TargetInfo {
+    std::string kind = "pid";
+    std::uint64_t cgroup_id = 0;  // v2 id, 0 for other kinds or a v1 cgroup
+    std::string path;             // cgroup path below its hierarchy's mount
+    std::string hierarchy;        // "v2" or "v1" for a cgroup
+    std::string container_id;     // full id when named with --container
 };
 
 // An allocator found in a process, and whether its functions are probed.
@@ -57,6 +88,7 @@ struct AllocatorInfo {
 
 struct ProcessInfo {
     int pid = 0;
+    int nspid = 0;  // pid in the process's own pid namespace (a container's)
     std::string comm;
     std::string cmdline;
     bool exited = false;
@@ -84,7 +116,12 @@ struct SiteCounters {
 // One allocation site: a user call stack in one process.
 struct Site {
     int pid = 0;
-    bool unknown_stack = false;  // stack not stored (map full or collision)
+    // Stack not stored (map full or collision); frames then hold at most
+    // the calling function.
+    bool unknown_stack = false;
+    // Faults of the process since its last sampled stack (see
+    // Snapshot::fault_sample_bytes): no stack, only faulted bytes.
+    bool fault_residue = false;
     std::vector<Frame> frames;   // innermost first
     SiteCounters counters;
 };
@@ -115,6 +152,8 @@ struct Snapshot {
     std::string taken_at;  // RFC 3339, UTC
     double duration_s = 0;
     HostInfo host;
+    TargetInfo target;
+    std::vector<CgroupMemory> cgroups;  // memory cgroups of the targets, with stat and events
     std::vector<ProcessInfo> processes;
     std::vector<Site> sites;
     SiteCounters totals;
@@ -122,6 +161,10 @@ struct Snapshot {
     std::uint64_t untracked_frees = 0;   // frees of blocks allocated before attaching
     std::uint64_t alloc_probe_hits = 0;  // allocator probe runs while tracing
     bool alloc_probes = true;            // false with --no-alloc-probes
+    // The fault layer takes a user stack once per this many bytes faulted
+    // in a process, and charges it the bytes since the last one; 0 when
+    // every fault took its stack.
+    std::uint64_t fault_sample_bytes = 0;
 };
 
 nlohmann::json to_json(const Snapshot& snapshot);

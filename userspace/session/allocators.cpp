@@ -1,5 +1,7 @@
 #include "session/allocators.h"
 
+#include <sys/stat.h>
+
 #include <fcntl.h>
 #include <gelf.h>
 #include <libelf.h>
@@ -183,8 +185,14 @@ std::vector<MappedFile> executable_files(int pid, const std::vector<MapsEntry>& 
         std::uint64_t device = makedev(entry.dev_major, entry.dev_minor);
         if (!seen.insert({device, entry.inode}).second)
             continue;
-        files.push_back({entry.path, fmt::format("/proc/{}/root{}", pid, entry.path), device,
-                         entry.inode});
+        // Through the process's root, which a container's own files need;
+        // a chrooted process shows paths from memobserve's root instead,
+        // and map_files reaches the mapped file whatever the path says.
+        std::string open_path = fmt::format("/proc/{}/root{}", pid, entry.path);
+        struct stat status;
+        if (stat(open_path.c_str(), &status) != 0 || status.st_ino != entry.inode)
+            open_path = fmt::format("/proc/{}/map_files/{:x}-{:x}", pid, entry.start, entry.end);
+        files.push_back({entry.path, open_path, device, entry.inode});
     }
     return files;
 }

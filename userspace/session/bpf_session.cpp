@@ -19,7 +19,7 @@ static_assert(sizeof(mo_site_key) == 16);
 static_assert(sizeof(mo_site_counters) == 56);
 static_assert(sizeof(mo_live_key) == 16);
 static_assert(sizeof(mo_live_value) == 24);
-static_assert(sizeof(mo_event) == 80);
+static_assert(sizeof(mo_event) == 96);
 
 namespace {
 
@@ -116,7 +116,11 @@ BpfSession::BpfSession(const TraceOptions& options) {
     if (!skeleton_)
         fail_load("failed to open the BPF object", errno);
 
-    skeleton_->rodata->filter_mode = options.all_processes ? MO_FILTER_ALL : MO_FILTER_PIDS;
+    skeleton_->rodata->filter_mode = options.filter;
+    skeleton_->rodata->target_cgroup_id = options.cgroup_id;
+    skeleton_->rodata->target_cgroup_level = options.cgroup_level;
+    skeleton_->rodata->self_tgid = static_cast<__u32>(getpid());
+    skeleton_->rodata->fault_sample_bytes = options.fault_sample_bytes;
     skeleton_->rodata->follow_children = options.follow_children;
     skeleton_->rodata->page_size = static_cast<__u64>(sysconf(_SC_PAGESIZE));
     bpf_map__set_max_entries(skeleton_->maps.targets, options.max_targets);
@@ -238,11 +242,16 @@ std::string BpfSession::attach_allocator(const AllocatorFile& file, int pid) {
             log::info("no start probe in {}: {}", file.path, describe_errno(errno));
     }
 
+    auto& owner = pid == kAllProcesses ? uprobe_links_ : process_links_[pid];
     for (auto& link : links)
-        uprobe_links_.push_back(std::move(link));
+        owner.push_back(std::move(link));
     probed_files_.insert({file.device, file.inode, pid});
-    log::info("process {}: probing {} allocator functions in {}", pid, file.functions.size(),
-              file.path);
+    if (pid == kAllProcesses)
+        log::info("probing {} allocator functions in {} ({}) for every process that maps it",
+                  file.functions.size(), file.path, file.open_path);
+    else
+        log::info("process {}: probing {} allocator functions in {}", pid, file.functions.size(),
+                  file.path);
     return {};
 }
 
@@ -255,7 +264,19 @@ void BpfSession::attach_step_probe(const std::string& open_path, std::uint64_t f
                   describe_errno(errno));
         return;
     }
-    uprobe_links_.emplace_back(link);
+    process_links_[pid].emplace_back(link);
+}
+
+void BpfSession::detach_process(int pid) {
+    process_links_.erase(pid);
+    std::erase_if(probed_files_, [pid](const auto& probed) { return std::get<2>(probed) == pid; });
+}
+
+std::size_t BpfSession::attached_probe_count() const {
+    std::size_t count = uprobe_links_.size();
+    for (const auto& [pid, links] : process_links_)
+        count += links.size();
+    return count;
 }
 
 void BpfSession::poll_events(int timeout_ms, const std::function<void(const mo_event&)>& handler) {

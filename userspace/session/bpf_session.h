@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <set>
 #include <string>
@@ -24,15 +25,22 @@ namespace memobserve {
 struct TraceOptions {
     bool alloc_probes = true;
     bool follow_children = true;
-    bool all_processes = false;
+    mo_filter_mode filter = MO_FILTER_PIDS;
+    std::uint64_t cgroup_id = 0;     // MO_FILTER_CGROUP: the v2 cgroup and its level
+    std::uint32_t cgroup_level = 0;
     std::uint32_t max_sites = 65536;
     std::uint32_t max_stacks = 16384;
     std::uint32_t max_live_allocations = 524288;
     std::uint32_t max_targets = 8192;
+    // Bytes faulted per process between two user stacks of the fault layer;
+    // 0 takes a stack on every fault.
+    std::uint64_t fault_sample_bytes = 256 * 1024;
 };
 
 class BpfSession {
 public:
+    static constexpr int kAllProcesses = -1;
+
     // Opens, sizes, loads and attaches the tracepoint programs. Throws Error
     // with what is missing (privileges, BTF, a tracepoint).
     explicit BpfSession(const TraceOptions& options);
@@ -45,15 +53,19 @@ public:
     // Attach the allocator probes of `file` for process `pid`, once per file
     // and process. The kernel then places breakpoints only in that process,
     // so other users of the same libc, memobserve included, run at full
-    // speed. Returns an empty string on success, else why a probe failed
-    // (and detaches the file's probes attached so far).
+    // speed. With `pid` kAllProcesses the probes trap in every process that
+    // maps the file, and the BPF filter keeps the targets. Returns an empty
+    // string on success, else why a probe failed (and detaches the file's
+    // probes attached so far).
     std::string attach_allocator(const AllocatorFile& file, int pid);
     bool has_allocator_probes(const AllocatorFile& file, int pid) const;
+    // Detach the probes attached for process `pid` alone, once it has exited.
+    void detach_process(int pid);
 
     // Attach the no-op probe at `file_offset` of the file at `open_path` for
     // process `pid`. See attach_step_probes() in tracer.cpp for why.
     void attach_step_probe(const std::string& open_path, std::uint64_t file_offset, int pid);
-    std::size_t attached_probe_count() const { return uprobe_links_.size(); }
+    std::size_t attached_probe_count() const;
 
     // Deliver ring-buffer events to `handler` for up to `timeout_ms`.
     void poll_events(int timeout_ms, const std::function<void(const mo_event&)>& handler);
@@ -76,7 +88,8 @@ private:
     memobserve_bpf* skeleton_ = nullptr;
     ring_buffer* ring_ = nullptr;
     std::vector<Link> tracepoint_links_;
-    std::vector<Link> uprobe_links_;
+    std::vector<Link> uprobe_links_;             // for every process
+    std::map<int, std::vector<Link>> process_links_;  // for one process each
     std::set<std::tuple<std::uint64_t, std::uint64_t, int>> probed_files_;  // device, inode, pid
     std::function<void(const mo_event&)> handler_;
 };

@@ -1,11 +1,13 @@
 #include "session/tracer.h"
 
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 
 #include "collectors/cgroup.h"
@@ -46,12 +48,34 @@ std::string kernel_release() {
 }  // namespace
 
 Tracer::Tracer(const TargetSpec& targets, const TraceOptions& options)
-    : options_(options), mappings_(static_cast<std::uint64_t>(sysconf(_SC_PAGESIZE))),
+    : targets_(targets), options_(options),
+      mappings_(static_cast<std::uint64_t>(sysconf(_SC_PAGESIZE))),
       page_size_(static_cast<std::uint64_t>(sysconf(_SC_PAGESIZE))) {
     for (int pid : targets.pids) {
         if (pid <= 0 || !process_exists(pid))
             throw Error(fmt::format("process {} not found", pid),
                         "check the PID with 'ps -p PID'");
+    }
+
+    std::vector<int> initial = targets.pids;
+    if (targets.cgroup) {
+        initial = cgroup_processes(*targets.cgroup);
+        if (targets.cgroup->hierarchy == "v2") {
+            options_.filter = MO_FILTER_CGROUP;
+            options_.cgroup_id = targets.cgroup->id;
+            options_.cgroup_level = targets.cgroup->level;
+        }
+        if (initial.empty())
+            log::warning("cgroup {} has no processes yet: waiting for processes to start in it",
+                         targets.cgroup->path);
+    } else if (targets.all) {
+        options_.filter = MO_FILTER_ALL;
+        initial = list_processes();
+        std::erase(initial, static_cast<int>(getpid()));
+    }
+    if (auto maps = read_maps(static_cast<int>(getpid()))) {
+        for (const auto& mapped : executable_files(static_cast<int>(getpid()), *maps))
+            own_files_.insert({mapped.device, mapped.inode});
     }
 
     // The child exists before the probes, but runs nothing of the command
@@ -60,8 +84,8 @@ Tracer::Tracer(const TargetSpec& targets, const TraceOptions& options)
         command_ = std::make_unique<LaunchedCommand>(targets.command);
 
     bpf_ = std::make_unique<BpfSession>(options_);
-    for (int pid : targets.pids) {
-        add_process(pid);
+    for (int pid : initial) {
+        add_process(pid, options_.filter == MO_FILTER_PIDS);
         if (options_.alloc_probes)
             attach_step_probes(pid);
     }
@@ -88,7 +112,7 @@ Tracer::Tracer(const TargetSpec& targets, const TraceOptions& options)
         command_->release();
     }
 
-    if (options_.alloc_probes && bpf_->attached_probe_count() == 0)
+    if (options_.alloc_probes && bpf_->attached_probe_count() == 0 && !processes_.empty())
         log::warning("no allocator found to probe in {}: allocated and live stay at zero; "
                      "mapped, faulted and resident still work", describe_targets());
     started_ = last_tick_ = std::chrono::steady_clock::now();
@@ -104,6 +128,7 @@ void Tracer::add_process(int pid, bool add_to_target_map) {
         bpf_->add_target(pid);
     ProcessState& process = processes_[pid];
     process.info.pid = pid;
+    process.info.nspid = read_nspid(pid).value_or(0);
     process.info.comm = read_comm(pid).value_or("");
     process.info.cmdline = read_cmdline(pid).value_or("");
     inspect_allocators(process);
@@ -131,16 +156,60 @@ void Tracer::attach_step_probes(int pid) {
             continue;
         addresses.insert(std::strtoull(text->c_str() + last_space + 1, nullptr, 16));
     }
+    auto files = executable_files(pid, *maps);
     for (std::uint64_t address : addresses) {
         for (const auto& entry : *maps) {
-            if (address < entry.start || address >= entry.end || !entry.executable || !entry.is_file() ||
-                entry.path.empty() || entry.path[0] != '/')
+            if (address < entry.start || address >= entry.end || !entry.executable || !entry.is_file())
                 continue;
-            bpf_->attach_step_probe(fmt::format("/proc/{}/root{}", pid, entry.path),
-                                    address - entry.start + entry.offset, pid);
+            auto file = std::find_if(files.begin(), files.end(),
+                                     [&](const MappedFile& mapped) { return mapped.inode == entry.inode; });
+            if (file != files.end())
+                bpf_->attach_step_probe(file->open_path, address - entry.start + entry.offset, pid);
             break;
         }
     }
+}
+
+// Processes that joined the cgroup without a fork or exec that the BPF side
+// saw: moved in by a container runtime or by hand.
+void Tracer::add_cgroup_members() {
+    if (!targets_.cgroup)
+        return;
+    for (int pid : cgroup_processes(*targets_.cgroup)) {
+        if (processes_.count(pid) || pid == static_cast<int>(getpid()))
+            continue;
+        add_process(pid, options_.filter == MO_FILTER_PIDS);
+        if (options_.alloc_probes)
+            attach_step_probes(pid);
+    }
+}
+
+std::optional<AllocatorFile> Tracer::allocator_file(const MappedFile& mapped) {
+    auto key = std::make_pair(mapped.device, mapped.inode);
+    auto cached = allocator_files_.find(key);
+    if (cached == allocator_files_.end())
+        cached = allocator_files_.emplace(key, inspect_allocator_file(mapped.open_path)).first;
+    if (!cached->second)
+        return std::nullopt;
+    AllocatorFile file = *cached->second;
+    file.path = mapped.path;
+    file.open_path = mapped.open_path;
+    file.device = mapped.device;
+    file.inode = mapped.inode;
+    return file;
+}
+
+// For processes named with -p or started as a command, probes trap only in
+// those processes. For a cgroup or the whole host, one probe per file serves
+// every process that maps it, including processes that start later; only a
+// file that memobserve maps too (the host's libc, when a cgroup holds host
+// programs) keeps per-process probes in cgroup mode, so that the rest of the
+// host does not trap on every malloc.
+std::string Tracer::attach_allocator(const AllocatorFile& file, int pid) {
+    bool per_process = options_.filter == MO_FILTER_PIDS ||
+                       (options_.filter == MO_FILTER_CGROUP &&
+                        own_files_.count({file.device, file.inode}));
+    return bpf_->attach_allocator(file, per_process ? pid : BpfSession::kAllProcesses);
 }
 
 void Tracer::inspect_allocators(ProcessState& process) {
@@ -153,12 +222,9 @@ void Tracer::inspect_allocators(ProcessState& process) {
         if (!process.inspected_files.insert({mapped.device, mapped.inode}).second)
             continue;
         changed = true;
-        auto file = inspect_allocator_file(mapped.open_path);
+        auto file = allocator_file(mapped);
         if (!file || (file->functions.empty() && file->unprobed_allocator.empty()))
             continue;
-        file->path = mapped.path;
-        file->device = mapped.device;
-        file->inode = mapped.inode;
 
         AllocatorInfo info;
         info.module = mapped.path;
@@ -180,7 +246,7 @@ void Tracer::inspect_allocators(ProcessState& process) {
         if (!options_.alloc_probes) {
             info.note = "allocator probes off (--no-alloc-probes)";
         } else {
-            std::string failure = bpf_->attach_allocator(*file, process.info.pid);
+            std::string failure = attach_allocator(*file, process.info.pid);
             info.probed = failure.empty();
             info.note = failure;
             if (!failure.empty())
@@ -214,14 +280,27 @@ void Tracer::read_process_totals(ProcessState& process) {
 void Tracer::handle_event(const mo_event& event) {
     mappings_.apply(event);
     switch (event.type) {
+    case MO_EVENT_MMAP:
+        if ((event.prot & PROT_EXEC) && event.fd >= 0 && processes_.count(static_cast<int>(event.pid)))
+            stale_symbols_.insert(static_cast<int>(event.pid));
+        break;
     case MO_EVENT_FORK:
         // The fork program has put the child in the target map already.
         add_process(static_cast<int>(event.pid), false);
         break;
     case MO_EVENT_EXEC: {
         auto found = processes_.find(static_cast<int>(event.pid));
-        if (found != processes_.end()) {
-            found->second.info.cmdline.clear();
+        // In cgroup and host mode a process can join without a fork seen.
+        std::string comm(event.comm, strnlen(event.comm, sizeof(event.comm)));
+        if (found == processes_.end() && options_.filter != MO_FILTER_PIDS) {
+            add_process(static_cast<int>(event.pid), false);
+            found = processes_.find(static_cast<int>(event.pid));
+            if (found->second.info.comm.empty())
+                found->second.info.comm = comm;
+        } else if (found != processes_.end()) {
+            // Read now: a short-lived process may be gone by the next tick.
+            found->second.info.cmdline = read_cmdline(found->first).value_or("");
+            found->second.info.comm = read_comm(found->first).value_or(comm);
             found->second.inspected_files.clear();
             found->second.info.allocators.clear();
             found->second.symbolizer_loaded = false;
@@ -230,8 +309,10 @@ void Tracer::handle_event(const mo_event& event) {
     }
     case MO_EVENT_EXIT: {
         auto found = processes_.find(static_cast<int>(event.pid));
-        if (found != processes_.end())
+        if (found != processes_.end()) {
             found->second.info.exited = true;
+            exited_.insert(found->first);
+        }
         break;
     }
     default:
@@ -242,17 +323,49 @@ void Tracer::handle_event(const mo_event& event) {
 void Tracer::poll(std::chrono::milliseconds timeout) {
     bpf_->poll_events(static_cast<int>(timeout.count()),
                       [this](const mo_event& event) { handle_event(event); });
+    settle_symbols();
+}
+
+// Code mapped since the symbolizer last read a process's mappings (the
+// loader mapping libraries after exec, dlopen) is read while the process
+// lives: a short-lived process may be gone by the next tick. A process that
+// has exited gets its sites symbolized now, and its mappings are dropped, so
+// that memobserve's memory and open files do not grow with every process a
+// container starts.
+void Tracer::settle_symbols() {
+    for (int pid : stale_symbols_) {
+        auto found = processes_.find(pid);
+        if (found != processes_.end() && !found->second.info.exited && process_exists(pid)) {
+            symbolizer_.refresh(pid);
+            found->second.symbolizer_loaded = true;
+            inspect_allocators(found->second);
+        }
+    }
+    stale_symbols_.clear();
+    if (exited_.empty())
+        return;
+    for (const auto& [key, counters] : bpf_->read_sites()) {
+        if (exited_.count(static_cast<int>(key.pid)))
+            frames_of(SiteId::from(key));
+    }
+    for (int pid : exited_) {
+        symbolizer_.forget(pid);
+        bpf_->detach_process(pid);
+    }
+    exited_.clear();
 }
 
 void Tracer::tick() {
     // Drain what is queued first, so that exits and mappings are current.
     poll(std::chrono::milliseconds(0));
+    add_cgroup_members();
 
     for (auto& [pid, process] : processes_) {
         if (process.info.exited)
             continue;
         if (!process_exists(pid)) {
             process.info.exited = true;
+            exited_.insert(pid);
             continue;
         }
         inspect_allocators(process);
@@ -311,6 +424,16 @@ std::vector<Frame> Tracer::frames_of(const SiteId& site) {
         return cached->second;
 
     std::vector<std::uint64_t> addresses = bpf_->read_stack(site.stack_id);
+    if (site.stack_id == MO_UNKNOWN_STACK_ID && site.caller != 0) {
+        // No stored stack, but the caller is known: one frame, looked up as
+        // the return address it is (the symbolizer does so after the first).
+        std::vector<Frame> frames = symbolizer_.symbolize(static_cast<int>(site.pid), {0, site.caller});
+        frames.erase(frames.begin());
+        if (frames.front().module == "[unknown]")
+            frames.clear();
+        frames_cache_[site] = frames;
+        return frames;
+    }
     // The syscall programs add the return address that the frame-pointer walk
     // skipped; the walk may also have found it, then it is not added twice.
     bool caller_added = site.caller != 0 && !addresses.empty() &&
@@ -337,6 +460,9 @@ Snapshot Tracer::snapshot() {
     snapshot.host.kernel = kernel_release();
     snapshot.host.page_size = page_size_;
     snapshot.alloc_probes = options_.alloc_probes;
+    snapshot.fault_sample_bytes = options_.fault_sample_bytes;
+    snapshot.target = target_info();
+    snapshot.cgroups = target_cgroups();
     snapshot.drops = bpf_->read_drops();
     snapshot.untracked_frees = bpf_->read_stat(MO_STAT_UNTRACKED_FREES);
     snapshot.alloc_probe_hits = bpf_->read_stat(MO_STAT_ALLOC_PROBE_HITS);
@@ -364,7 +490,8 @@ Snapshot Tracer::snapshot() {
     for (const auto& [id, counters] : sites) {
         Site site;
         site.pid = static_cast<int>(id.pid);
-        site.unknown_stack = id.stack_id < 0;
+        site.unknown_stack = id.stack_id == MO_UNKNOWN_STACK_ID;
+        site.fault_residue = id.stack_id == MO_FAULT_RESIDUE_STACK_ID;
         site.frames = frames_of(id);
         site.counters = counters;
         std::uint64_t resident = snapshot.totals.resident_bytes;
@@ -375,7 +502,53 @@ Snapshot Tracer::snapshot() {
     return snapshot;
 }
 
+TargetInfo Tracer::target_info() const {
+    TargetInfo target;
+    if (targets_.cgroup) {
+        target.kind = "cgroup";
+        target.path = targets_.cgroup->path;
+        target.hierarchy = targets_.cgroup->hierarchy;
+        target.container_id = targets_.cgroup->container_id;
+        if (targets_.cgroup->hierarchy == "v2")
+            target.cgroup_id = targets_.cgroup->id;
+    } else if (targets_.all) {
+        target.kind = "all";
+    } else if (command_) {
+        target.kind = "command";
+    }
+    return target;
+}
+
+// The memory cgroups the traced processes are charged to, with their stat
+// and events: the target cgroup first when it has the memory controller.
+std::vector<CgroupMemory> Tracer::target_cgroups() const {
+    std::vector<CgroupMemory> cgroups;
+    std::set<std::string> seen;
+    auto add = [&](const std::optional<CgroupMemory>& cgroup) {
+        if (cgroup && seen.insert(cgroup->path).second)
+            cgroups.push_back(*cgroup);
+    };
+    CgroupMounts mounts = find_cgroup_mounts();
+    if (targets_.cgroup && (targets_.cgroup->hierarchy == "v2") == mounts.v2_has_memory)
+        add(read_memory_cgroup_at(targets_.cgroup->path));
+    for (const auto& [pid, process] : processes_) {
+        if (process.info.cgroup && !seen.count(process.info.cgroup->path))
+            add(read_memory_cgroup_at(process.info.cgroup->path));
+    }
+    return cgroups;
+}
+
 std::string Tracer::describe_targets() const {
+    if (targets_.cgroup || targets_.all) {
+        std::size_t running = std::count_if(processes_.begin(), processes_.end(),
+                                            [](const auto& entry) { return !entry.second.info.exited; });
+        std::string what = targets_.all ? std::string("every process on the host")
+                                        : fmt::format("cgroup {} ({})", targets_.cgroup->path,
+                                                      targets_.cgroup->hierarchy == "v2"
+                                                          ? fmt::format("id {}", targets_.cgroup->id)
+                                                          : std::string("v1, followed by membership"));
+        return fmt::format("{}: {} {} now", what, running, running == 1 ? "process" : "processes");
+    }
     std::string text;
     for (const auto& [pid, process] : processes_) {
         if (!text.empty())
@@ -386,6 +559,8 @@ std::string Tracer::describe_targets() const {
 }
 
 bool Tracer::all_exited() const {
+    if (targets_.cgroup || targets_.all)
+        return false;
     return std::all_of(processes_.begin(), processes_.end(),
                        [](const auto& entry) { return entry.second.info.exited; });
 }

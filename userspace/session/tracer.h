@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "collectors/cgroup_target.h"
 #include "model/mappings.h"
 #include "model/snapshot.h"
 #include "session/bpf_session.h"
@@ -19,9 +20,12 @@
 
 namespace memobserve {
 
+// What to trace: processes, a command, a cgroup, or every process.
 struct TargetSpec {
     std::vector<int> pids;
     std::vector<std::string> command;  // empty unless tracing a command
+    std::optional<CgroupTarget> cgroup;
+    bool all = false;
 };
 
 class Tracer {
@@ -42,6 +46,8 @@ public:
     // last one measured.
     Snapshot snapshot();
 
+    // True once every traced process has exited. Never for a cgroup or the
+    // whole host, where new processes may still start.
     bool all_exited() const;
     // "pid 12 (redis-server), pid 40 (python3)"
     std::string describe_targets() const;
@@ -61,20 +67,35 @@ private:
     };
 
     void add_process(int pid, bool add_to_target_map = true);
+    void add_cgroup_members();
+    std::string attach_allocator(const AllocatorFile& file, int pid);
+    std::optional<AllocatorFile> allocator_file(const MappedFile& mapped);
     void inspect_allocators(ProcessState& process);
     void attach_step_probes(int pid);
     void read_process_totals(ProcessState& process);
+    TargetInfo target_info() const;
+    std::vector<CgroupMemory> target_cgroups() const;
     void measure_residency(const std::vector<std::pair<mo_live_key, mo_live_value>>& live);
     void handle_event(const mo_event& event);
+    void settle_symbols();
     std::vector<Frame> frames_of(const SiteId& site);
 
+    TargetSpec targets_;
     TraceOptions options_;
+    // Files memobserve itself maps (device, inode): probed per process in
+    // cgroup mode, so that memobserve and the host's other processes do not
+    // trap on every call of their shared libc.
+    std::set<std::pair<std::uint64_t, std::uint64_t>> own_files_;
+    // Allocator functions by file (device, inode), read once per file.
+    std::map<std::pair<std::uint64_t, std::uint64_t>, std::optional<AllocatorFile>> allocator_files_;
     std::unique_ptr<BpfSession> bpf_;
     std::unique_ptr<LaunchedCommand> command_;
     MappingTracker mappings_;
     Symbolizer symbolizer_;
     std::map<int, ProcessState> processes_;
     std::map<SiteId, std::vector<Frame>> frames_cache_;
+    std::set<int> stale_symbols_;  // processes that mapped code since the last poll
+    std::set<int> exited_;         // processes that exited since the last poll
     std::uint64_t page_size_;
     std::chrono::steady_clock::time_point started_;
     std::chrono::steady_clock::time_point last_tick_;

@@ -6,6 +6,10 @@
 #include <gelf.h>
 #include <unistd.h>
 
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -13,16 +17,34 @@
 
 #include <fmt/format.h>
 
+#include "collectors/procfs.h"
 #include "util/error.h"
 #include "util/log.h"
 
 namespace memobserve {
 
-struct Symbolizer::Process {
-    int pid = 0;
-    Dwfl* dwfl = nullptr;  // null when the mappings could not be read
+// One mapping of a process, as /proc/PID/maps shows it.
+struct Symbolizer::Mapping {
+    std::uint64_t start = 0;
+    std::uint64_t end = 0;
+    std::uint64_t offset = 0;  // in the file
+    FileKey file{0, 0};        // device, inode; inode 0 for anonymous memory
+    std::string name;          // path, " (deleted)" kept; "[vdso]" and the like
+};
 
-    ~Process() {
+struct Symbolizer::Process {
+    std::vector<Mapping> mappings;  // sorted by start
+    bool read = false;              // false when the mappings could not be read
+};
+
+// An ELF file, reported to libdwfl at its own addresses (bias 0), shared by
+// every process that maps it.
+struct Symbolizer::File {
+    Dwfl* dwfl = nullptr;
+    Dwfl_Module* module = nullptr;  // null when the file could not be read
+    std::vector<GElf_Phdr> loads;   // PT_LOAD segments
+
+    ~File() {
         if (dwfl != nullptr)
             dwfl_end(dwfl);
     }
@@ -51,50 +73,27 @@ int open_mapped_file(int pid, Dwarf_Addr start, std::string& path) {
 }
 
 // Opens `module_name` in the mount namespace of process `pid`, through
-// /proc/PID/root, so that a process in a container gets its own files.
+// /proc/PID/root, so that a process in a container gets its own files. A
+// chrooted process shows paths from memobserve's root in its maps, which
+// /proc/PID/root does not reach: map_files does.
 int open_module_file(int pid, std::string_view module_name, Dwarf_Addr start, std::string& path) {
     if (module_name.ends_with(kDeletedSuffix))
         return open_mapped_file(pid, start, path);
     path = fmt::format("/proc/{}/root{}", pid, module_name);
-    return open(path.c_str(), O_RDONLY | O_CLOEXEC);
-}
-
-// find_elf callback. libdwfl 0.188 opens the paths of /proc/PID/maps in our own
-// mount namespace, which gives wrong files for a process in a container, so
-// file modules are opened here and only the vDSO goes to libdwfl.
-int find_module_elf(Dwfl_Module* module, void** userdata, const char* module_name,
-                    Dwarf_Addr start, char** file_name, Elf** elf) {
-    const auto* pid = static_cast<const int*>(*userdata);
-    if (module_name[0] != '/')
-        return dwfl_linux_proc_find_elf(module, userdata, module_name, start, file_name, elf);
-    if (pid == nullptr)
-        return -1;
-
-    std::string path;
-    const int fd = open_module_file(*pid, module_name, start, path);
-    if (fd >= 0)
-        *file_name = strdup(path.c_str());
-    return fd;
+    int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    return fd >= 0 ? fd : open_mapped_file(pid, start, path);
 }
 
 char* debuginfo_path = nullptr;  // libdwfl's default search path
 
+// Files are opened here and given to libdwfl, which only looks for separate
+// debug information (by build id, then by debuglink).
 const Dwfl_Callbacks kCallbacks = {
-    .find_elf = find_module_elf,
+    .find_elf = nullptr,
     .find_debuginfo = dwfl_standard_find_debuginfo,
     .section_address = nullptr,
     .debuginfo_path = &debuginfo_path,
 };
-
-// dwfl_getmodules callback: gives each module the pid for find_module_elf and
-// opens its ELF and debug information now, while /proc/PID/root still exists.
-int open_module(Dwfl_Module* module, void** userdata, const char*, Dwarf_Addr, void* pid) {
-    *userdata = pid;
-    Dwarf_Addr bias = 0;
-    dwfl_module_getelf(module, &bias);
-    dwfl_module_getdwarf(module, &bias);
-    return DWARF_CB_OK;
-}
 
 std::string demangle(const char* name) {
     if (std::strncmp(name, "_Z", 2) != 0)
@@ -105,146 +104,157 @@ std::string demangle(const char* name) {
     return status == 0 && demangled ? demangled.get() : name;
 }
 
-std::string module_name(Dwfl_Module* module) {
-    const char* name = dwfl_module_info(module, nullptr, nullptr, nullptr, nullptr, nullptr,
-                                        nullptr, nullptr);
-    if (name == nullptr)
-        return std::string(kUnknownModule);
-    // libdwfl names the vDSO "[vdso: PID]", and /proc/PID/maps calls it "[vdso]".
-    if (std::string_view(name).starts_with("[vdso"))
-        return "[vdso]";
-    return name;
-}
-
-// Whether a PT_LOAD segment of the module's file contains `address`. libdwfl
-// takes an anonymous mapping right after a module's last mapping as part of the
-// module, because that is where .bss usually lies, but it can be any mmap().
-// Without the file, this trusts the mappings and returns true.
-bool segment_contains(Dwfl_Module* module, std::uint64_t address) {
-    Dwarf_Addr bias = 0;
-    Elf* elf = dwfl_module_getelf(module, &bias);
-    std::size_t count = 0;
-    if (elf == nullptr || elf_getphdrnum(elf, &count) != 0)
-        return true;
-    for (std::size_t i = 0; i < count; ++i) {
-        GElf_Phdr header;
-        if (gelf_getphdr(elf, static_cast<int>(i), &header) == nullptr || header.p_type != PT_LOAD)
-            continue;
-        const std::uint64_t start = bias + header.p_vaddr;
-        if (address >= start && address - start < header.p_memsz)
-            return true;
-    }
-    return false;
-}
-
-// The address as the module's ELF file numbers it, which is what
-// `addr2line -e MODULE` takes, or the distance from the module start when the
-// file could not be opened.
-std::uint64_t module_offset(Dwfl_Module* module, std::uint64_t address) {
-    Dwarf_Addr relative = address;
-    if (dwfl_module_relocate_address(module, &relative) >= 0)
-        return relative;
-    Dwarf_Addr start = 0;
-    dwfl_module_info(module, nullptr, &start, nullptr, nullptr, nullptr, nullptr, nullptr);
-    return address - start;
-}
-
-// Sets the symbol that contains `lookup`. A symbol without a size is not taken,
-// because nothing shows where it ends.
-bool add_symbol(Dwfl_Module* module, std::uint64_t lookup, Frame& frame) {
-    GElf_Off offset = 0;
-    GElf_Sym symbol{};
-    const char* name = dwfl_module_addrinfo(module, lookup, &offset, &symbol, nullptr, nullptr,
-                                            nullptr);
-    if (name == nullptr || symbol.st_size == 0 || offset >= symbol.st_size)
-        return false;
-    const std::uint64_t symbol_start = lookup - offset;
-    frame.symbol = demangle(name);
-    frame.offset = frame.address - symbol_start;
-    return true;
-}
-
-void add_source_line(Dwfl_Module* module, std::uint64_t lookup, Frame& frame) {
-    Dwfl_Line* line = dwfl_module_getsrc(module, lookup);
-    if (line == nullptr)
-        return;
-    int line_number = 0;
-    const char* file = dwfl_lineinfo(line, nullptr, &line_number, nullptr, nullptr, nullptr);
-    if (file == nullptr || line_number <= 0)
-        return;
-    frame.file = file;
-    frame.line = line_number;
-}
-
-Frame resolve(Dwfl* dwfl, std::uint64_t address, bool return_address) {
-    Frame frame;
-    frame.address = address;
-
-    // A return address points after the call, which may already be the next
-    // function or the next line, so the call instruction itself is looked up.
-    const std::uint64_t lookup = return_address && address > 0 ? address - 1 : address;
-    Dwfl_Module* module = dwfl != nullptr ? dwfl_addrmodule(dwfl, lookup) : nullptr;
-    if (module == nullptr || !segment_contains(module, lookup)) {
-        frame.module = kUnknownModule;
-        frame.offset = address;
-        return frame;
-    }
-
-    frame.module = module_name(module);
-    if (!add_symbol(module, lookup, frame))
-        frame.offset = module_offset(module, address);
-    add_source_line(module, lookup, frame);
-    return frame;
-}
-
 }  // namespace
-
-std::unique_ptr<Symbolizer::Process> Symbolizer::read_process(int pid) {
-    auto process = std::make_unique<Process>();
-    process->pid = pid;
-
-    Dwfl* dwfl = dwfl_begin(&kCallbacks);
-    if (dwfl == nullptr) {
-        log::warning("failed to start libdwfl for process {}: {}", pid, dwfl_errmsg(-1));
-        return process;
-    }
-    const int result = dwfl_linux_proc_report(dwfl, pid);
-    if (result != 0) {
-        // A positive result is an errno value, such as ENOENT for a process that exited.
-        const std::string reason = result > 0 ? describe_errno(result) : dwfl_errmsg(-1);
-        log::debug("failed to read the mappings of process {}: {}", pid, reason);
-        dwfl_end(dwfl);
-        return process;
-    }
-    if (dwfl_report_end(dwfl, nullptr, nullptr) != 0) {
-        log::debug("failed to read the mappings of process {}: {}", pid, dwfl_errmsg(-1));
-        dwfl_end(dwfl);
-        return process;
-    }
-
-    // NOTE: every module keeps its file open, so many cached processes can
-    // reach the RLIMIT_NOFILE soft limit. forget() closes them.
-    dwfl_getmodules(dwfl, open_module, &process->pid, 0);
-    process->dwfl = dwfl;
-    return process;
-}
 
 Symbolizer::Symbolizer() = default;
 Symbolizer::~Symbolizer() = default;
 
+std::unique_ptr<Symbolizer::Process> Symbolizer::read_process(int pid) {
+    auto process = std::make_unique<Process>();
+    std::optional<std::vector<MapsEntry>> maps;
+    try {
+        maps = read_maps(pid);
+    } catch (const Error& error) {
+        log::debug("failed to read the mappings of process {}: {}", pid, error.what());
+    }
+    if (!maps)
+        return process;
+    process->read = true;
+    for (const auto& entry : *maps) {
+        Mapping mapping;
+        mapping.start = entry.start;
+        mapping.end = entry.end;
+        mapping.offset = entry.offset;
+        mapping.name = entry.deleted ? entry.path + std::string(kDeletedSuffix) : entry.path;
+        if (entry.is_file())
+            mapping.file = {makedev(entry.dev_major, entry.dev_minor), entry.inode};
+        // Code is read now, while the process and its root still exist.
+        if (entry.is_file() && entry.executable)
+            file(pid, mapping);
+        process->mappings.push_back(std::move(mapping));
+    }
+    return process;
+}
+
+Symbolizer::File* Symbolizer::file(int pid, const Mapping& mapping) {
+    auto& cached = files_[mapping.file];
+    if (cached != nullptr)
+        return cached->module != nullptr ? cached.get() : nullptr;
+    cached = std::make_unique<File>();
+
+    std::string path;
+    int fd = open_module_file(pid, mapping.name, mapping.start, path);
+    if (fd < 0)
+        return nullptr;
+    struct stat status;
+    if (fstat(fd, &status) != 0 || status.st_ino != mapping.file.second) {
+        close(fd);
+        fd = open_mapped_file(pid, mapping.start, path);
+        if (fd < 0)
+            return nullptr;
+    }
+    cached->dwfl = dwfl_begin(&kCallbacks);
+    if (cached->dwfl == nullptr) {
+        close(fd);
+        return nullptr;
+    }
+    // libdwfl keeps the descriptor and closes it with the Dwfl.
+    cached->module = dwfl_report_elf(cached->dwfl, mapping.name.c_str(), path.c_str(), fd, 0, false);
+    dwfl_report_end(cached->dwfl, nullptr, nullptr);
+    if (cached->module == nullptr) {
+        log::debug("failed to read {}: {}", path, dwfl_errmsg(-1));
+        return nullptr;
+    }
+    Dwarf_Addr bias = 0;
+    Elf* elf = dwfl_module_getelf(cached->module, &bias);
+    std::size_t count = 0;
+    if (elf != nullptr && elf_getphdrnum(elf, &count) == 0) {
+        for (std::size_t i = 0; i < count; ++i) {
+            GElf_Phdr header;
+            if (gelf_getphdr(elf, static_cast<int>(i), &header) != nullptr && header.p_type == PT_LOAD)
+                cached->loads.push_back(header);
+        }
+    }
+    Dwarf_Addr dwarf_bias = 0;
+    dwfl_module_getdwarf(cached->module, &dwarf_bias);
+    return cached.get();
+}
+
+Frame Symbolizer::resolve(int pid, const Process& process, std::uint64_t address, bool return_address) {
+    Frame frame;
+    frame.address = address;
+    frame.module = kUnknownModule;
+    frame.offset = address;
+
+    // A return address points after the call, which may already be the next
+    // function or the next line, so the call instruction itself is looked up.
+    const std::uint64_t lookup = return_address && address > 0 ? address - 1 : address;
+    auto after = std::upper_bound(process.mappings.begin(), process.mappings.end(), lookup,
+                                  [](std::uint64_t value, const Mapping& mapping) { return value < mapping.start; });
+    if (after == process.mappings.begin())
+        return frame;
+    const Mapping& mapping = *std::prev(after);
+    if (lookup >= mapping.end)
+        return frame;
+    if (mapping.file.second == 0) {
+        // The vDSO has no file to read; other anonymous memory (JIT code) no name.
+        if (mapping.name == "[vdso]") {
+            frame.module = mapping.name;
+            frame.offset = address - mapping.start;
+        }
+        return frame;
+    }
+
+    frame.module = mapping.name;
+    frame.offset = address - mapping.start + mapping.offset;
+    File* elf = file(pid, mapping);
+    if (elf == nullptr)
+        return frame;
+
+    // The address as the ELF file numbers it: through the segment that holds
+    // its file offset.
+    const std::uint64_t file_offset = lookup - mapping.start + mapping.offset;
+    auto segment = std::find_if(elf->loads.begin(), elf->loads.end(), [&](const GElf_Phdr& load) {
+        return file_offset >= load.p_offset && file_offset - load.p_offset < load.p_filesz;
+    });
+    if (segment == elf->loads.end())
+        return frame;
+    const std::uint64_t elf_lookup = file_offset - segment->p_offset + segment->p_vaddr;
+    frame.offset = elf_lookup + (address - lookup);
+
+    GElf_Off symbol_offset = 0;
+    GElf_Sym symbol{};
+    const char* name = dwfl_module_addrinfo(elf->module, elf_lookup, &symbol_offset, &symbol, nullptr,
+                                            nullptr, nullptr);
+    // A symbol without a size is not taken: nothing shows where it ends.
+    if (name != nullptr && symbol.st_size != 0 && symbol_offset < symbol.st_size) {
+        frame.symbol = demangle(name);
+        frame.offset = symbol_offset + (address - lookup);
+    }
+    if (Dwfl_Line* line = dwfl_module_getsrc(elf->module, elf_lookup)) {
+        int line_number = 0;
+        const char* source = dwfl_lineinfo(line, nullptr, &line_number, nullptr, nullptr, nullptr);
+        if (source != nullptr && line_number > 0) {
+            frame.file = source;
+            frame.line = line_number;
+        }
+    }
+    return frame;
+}
+
 std::vector<Frame> Symbolizer::symbolize(int pid, const std::vector<std::uint64_t>& addresses) {
-    Dwfl* dwfl = process(pid).dwfl;
+    const Process& mapped = process(pid);
     std::vector<Frame> frames;
     frames.reserve(addresses.size());
     for (std::size_t i = 0; i < addresses.size(); ++i)
-        frames.push_back(resolve(dwfl, addresses[i], i > 0));
+        frames.push_back(resolve(pid, mapped, addresses[i], i > 0));
     return frames;
 }
 
 void Symbolizer::refresh(int pid) {
     auto fresh = read_process(pid);
     auto& cached = processes_[pid];
-    if (fresh->dwfl != nullptr || cached == nullptr)
+    if (fresh->read || cached == nullptr)
         cached = std::move(fresh);
 }
 

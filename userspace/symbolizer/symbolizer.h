@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <utility>
 #include <vector>
 
 #include "model/snapshot.h"
@@ -42,10 +43,21 @@ public:
     void forget(int pid);
 
 private:
+    using FileKey = std::pair<std::uint64_t, std::uint64_t>;  // device, inode
+    struct Mapping;
     struct Process;
-    static std::unique_ptr<Process> read_process(int pid);
+    struct File;
+    std::unique_ptr<Process> read_process(int pid);
     Process& process(int pid);
+    // The ELF file of `mapping`, opened through process `pid` on first use;
+    // null when it cannot be read.
+    File* file(int pid, const Mapping& mapping);
+    Frame resolve(int pid, const Process& process, std::uint64_t address, bool return_address);
+
     std::map<int, std::unique_ptr<Process>> processes_;
+    // Files by device and inode, shared by the processes that map them: one
+    // open descriptor per file however many processes come and go.
+    std::map<FileKey, std::unique_ptr<File>> files_;
 };
 
 }  // namespace memobserve

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <array>
+#include <map>
+#include <set>
 
 #include <fmt/format.h>
 
@@ -147,8 +149,12 @@ std::string format_bytes(std::uint64_t bytes) {
 }
 
 std::string site_label(const Site& site) {
-    if (site.unknown_stack)
+    if (site.unknown_stack && site.frames.empty())
         return "[unknown stack: not stored, see drops]";
+    if (site.unknown_stack)
+        return frame_name(site.frames.front()) + " [caller only: stack not stored, see drops]";
+    if (site.fault_residue)
+        return "[faults since the last sampled stack]";
     if (site.frames.empty())
         return "[no stack]";
 
@@ -167,10 +173,163 @@ std::string site_label(const Site& site) {
     return label;
 }
 
+namespace {
+
+bool is_group_target(const Snapshot& snapshot) {
+    return snapshot.target.kind == "cgroup" || snapshot.target.kind == "all";
+}
+
+std::string describe_target(const TargetInfo& target) {
+    if (target.kind == "all")
+        return "every process on the host";
+    std::string text = fmt::format("cgroup {} ({}", target.path, target.hierarchy);
+    if (target.cgroup_id != 0)
+        text += fmt::format(" id {}", target.cgroup_id);
+    text += ")";
+    if (!target.container_id.empty())
+        text += fmt::format(", container {}", target.container_id.substr(0, 12));
+    return text;
+}
+
+std::string describe_cgroup(const CgroupMemory& cgroup, const SiteCounters& traced) {
+    std::string text = fmt::format("memory cgroup {} ({}): usage {}", cgroup.path, cgroup.hierarchy,
+                                   cgroup.memory_current_bytes ? format_bytes(*cgroup.memory_current_bytes)
+                                                               : std::string("unknown"));
+    if (cgroup.memory_max_bytes) {
+        std::uint64_t usage = cgroup.memory_current_bytes.value_or(0);
+        std::uint64_t limit = *cgroup.memory_max_bytes;
+        text += fmt::format(" of limit {}, headroom {}", format_bytes(limit),
+                            format_bytes(limit > usage ? limit - usage : 0));
+        if (traced.allocated_bytes > limit)
+            text += fmt::format(" (allocated {} is address space, not usage)",
+                                format_bytes(traced.allocated_bytes));
+    } else {
+        text += ", no limit";
+    }
+    CgroupBreakdown parts = cgroup_breakdown(cgroup);
+    text += fmt::format("\n  anon {}, file {}, kernel {}, shmem {}, other {}; limit reached {} {}, "
+                        "OOM kills {}\n",
+                        format_bytes(parts.anon), format_bytes(parts.file), format_bytes(parts.kernel),
+                        format_bytes(parts.shmem), format_bytes(parts.other), parts.limit_hits,
+                        parts.limit_hits == 1 ? "time" : "times", parts.oom_kills);
+    return text;
+}
+
+// Per process: the kernel's totals beside the traced layers summed over its sites.
+std::string render_process_table(const Snapshot& snapshot, std::size_t rows) {
+    std::map<int, SiteCounters> traced;
+    for (const auto& site : snapshot.sites)
+        traced[site.pid] += site.counters;
+    std::vector<const ProcessInfo*> processes;
+    for (const auto& process : snapshot.processes)
+        processes.push_back(&process);
+    std::stable_sort(processes.begin(), processes.end(), [](const ProcessInfo* left, const ProcessInfo* right) {
+        return left->memory.rss_bytes > right->memory.rss_bytes;
+    });
+
+    std::string text = fmt::format("{:>7} {:>7} {:<15} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}  {}\n",
+                                   "PID", "NSPID", "COMM", "RSS", "SWAP", "ALLOCATED", "LIVE", "MAPPED",
+                                   "FAULTED", "RESIDENT", "MEMORY CGROUP");
+    std::size_t shown = 0;
+    for (const ProcessInfo* process : processes) {
+        if (shown++ == rows)
+            break;
+        const SiteCounters& counters = traced[process->pid];
+        text += fmt::format("{:>7} {:>7} {:<15} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}  {}{}\n",
+                            process->pid, process->nspid != 0 ? std::to_string(process->nspid) : "-",
+                            process->comm.substr(0, 15), format_bytes(process->memory.rss_bytes),
+                            format_bytes(process->memory.swap_bytes),
+                            format_bytes(counters.allocated_bytes), format_bytes(counters.live_bytes),
+                            format_bytes(counters.mapped_bytes), format_bytes(counters.faulted_bytes),
+                            format_bytes(counters.resident_bytes),
+                            process->cgroup ? process->cgroup->path : std::string("-"),
+                            process->exited ? " [exited]" : "");
+    }
+    if (processes.size() > rows)
+        text += fmt::format("({} more processes)\n", processes.size() - rows);
+    return text;
+}
+
+// For the whole host: memory cgroups ranked by the RSS of their processes.
+std::string render_cgroup_ranking(const Snapshot& snapshot, std::size_t rows) {
+    struct Group {
+        std::uint64_t rss = 0;
+        std::uint64_t resident = 0;
+        std::size_t processes = 0;
+        std::optional<std::uint64_t> limit;
+    };
+    std::map<std::string, Group> groups;
+    std::map<int, std::uint64_t> resident;
+    for (const auto& site : snapshot.sites)
+        resident[site.pid] += site.counters.resident_bytes;
+    for (const auto& process : snapshot.processes) {
+        Group& group = groups[process.cgroup ? process.cgroup->path : std::string("-")];
+        group.rss += process.memory.rss_bytes;
+        group.resident += resident[process.pid];
+        group.processes += 1;
+        if (process.cgroup)
+            group.limit = process.cgroup->memory_max_bytes;
+    }
+    std::vector<std::pair<std::string, Group>> sorted(groups.begin(), groups.end());
+    std::stable_sort(sorted.begin(), sorted.end(),
+                     [](const auto& left, const auto& right) { return left.second.rss > right.second.rss; });
+    std::string text = fmt::format("{:>10} {:>10} {:>10} {:>6}  {}\n", "RSS", "RESIDENT", "LIMIT", "PROCS",
+                                   "MEMORY CGROUP (sum over its traced processes)");
+    for (std::size_t i = 0; i < sorted.size() && i < rows; ++i) {
+        const auto& [path, group] = sorted[i];
+        text += fmt::format("{:>10} {:>10} {:>10} {:>6}  {}\n", format_bytes(group.rss),
+                            format_bytes(group.resident),
+                            group.limit ? format_bytes(*group.limit) : std::string("none"),
+                            group.processes, path);
+    }
+    return text;
+}
+
+std::string render_group_header(const Snapshot& snapshot, const TableOptions& options) {
+    std::size_t running = std::count_if(snapshot.processes.begin(), snapshot.processes.end(),
+                                        [](const ProcessInfo& process) { return !process.exited; });
+    std::string text = fmt::format("target: {}: {} {} running, {} exited\n", describe_target(snapshot.target),
+                                   running, running == 1 ? "process" : "processes",
+                                   snapshot.processes.size() - running);
+    if (snapshot.target.kind == "cgroup") {
+        for (const auto& cgroup : snapshot.cgroups)
+            text += describe_cgroup(cgroup, snapshot.totals);
+    } else {
+        text += render_cgroup_ranking(snapshot, 10);
+    }
+    text += render_process_table(snapshot, options.rows);
+    return text;
+}
+
+}  // namespace
+
+std::vector<MergedSite> merge_across_processes(const std::vector<Site>& sites) {
+    std::map<std::string, std::size_t> index;
+    std::vector<MergedSite> merged;
+    for (const auto& site : sites) {
+        std::string identity = site.unknown_stack ? "unknown" : site.fault_residue ? "residue" : "";
+        for (const auto& frame : site.frames)
+            identity += fmt::format("|{}:{}+{:x}", frame.module, frame.symbol, frame.offset);
+        auto [found, added] = index.emplace(identity, merged.size());
+        if (added)
+            merged.push_back({site, {}});
+        else
+            merged[found->second].site.counters += site.counters;
+        auto& pids = merged[found->second].pids;
+        if (std::find(pids.begin(), pids.end(), site.pid) == pids.end())
+            pids.push_back(site.pid);
+    }
+    return merged;
+}
+
 std::string render_header(const Snapshot& snapshot, const TableOptions& options) {
     std::string text;
-    for (const auto& process : snapshot.processes)
-        text += describe_process(process);
+    if (is_group_target(snapshot))
+        text = render_group_header(snapshot, options);
+    else {
+        for (const auto& process : snapshot.processes)
+            text += describe_process(process);
+    }
 
     const auto& totals = snapshot.totals;
     text += fmt::format("traced: allocated {} in {} {}, live {}, mapped {}, faulted {}, resident {}\n",
@@ -182,30 +341,43 @@ std::string render_header(const Snapshot& snapshot, const TableOptions& options)
         text += "allocator probes: off (--no-alloc-probes): allocated and live are not measured\n";
     else if (options.probe_hit_rate >= 0)
         text += fmt::format("allocator probe hits: {:.0f}/s\n", options.probe_hit_rate);
+    if (snapshot.fault_sample_bytes != 0)
+        text += fmt::format("faults: all counted; one stack per {} faulted per process, so FAULTED "
+                            "per site is a sample (--fault-sample exact for a stack on every fault)\n",
+                            format_bytes(snapshot.fault_sample_bytes));
     text += fmt::format("drops: {}\n", describe_drops(snapshot.drops));
     return text;
 }
 
 std::string render_sites(const Snapshot& snapshot, const TableOptions& options) {
-    std::vector<const Site*> sites;
-    for (const auto& site : snapshot.sites)
+    std::vector<MergedSite> merged;
+    if (is_group_target(snapshot))
+        merged = merge_across_processes(snapshot.sites);
+    else
+        for (const auto& site : snapshot.sites)
+            merged.push_back({site, {site.pid}});
+    std::vector<const MergedSite*> sites;
+    for (const auto& site : merged)
         sites.push_back(&site);
-    std::stable_sort(sites.begin(), sites.end(), [&](const Site* left, const Site* right) {
-        return site_value(left->counters, options.sort) > site_value(right->counters, options.sort);
+    std::stable_sort(sites.begin(), sites.end(), [&](const MergedSite* left, const MergedSite* right) {
+        return site_value(left->site.counters, options.sort) > site_value(right->site.counters, options.sort);
     });
 
     std::string text = fmt::format("{:>11} {:>11} {:>11} {:>11} {:>11} {:>9} {:>7}  {}\n", "RESIDENT",
                                    "MAPPED", "FAULTED", "LIVE", "ALLOCATED", "ALLOCS", "PID",
                                    "SITE (calling function < its callers)");
     std::size_t rows = 0;
-    for (const Site* site : sites) {
+    for (const MergedSite* row : sites) {
         if (rows++ == options.rows)
             break;
+        const Site* site = &row->site;
         const auto& counters = site->counters;
         text += fmt::format("{:>11} {:>11} {:>11} {:>11} {:>11} {:>9} {:>7}  {}\n",
                             format_bytes(counters.resident_bytes), format_bytes(counters.mapped_bytes),
                             format_bytes(counters.faulted_bytes), format_bytes(counters.live_bytes),
-                            format_bytes(counters.allocated_bytes), counters.allocations, site->pid,
+                            format_bytes(counters.allocated_bytes), counters.allocations,
+                            row->pids.size() == 1 ? std::to_string(site->pid)
+                                                  : fmt::format("{} pids", row->pids.size()),
                             site_label(*site));
     }
     if (sites.size() > options.rows)

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "model/snapshot.h"
 
@@ -31,7 +32,16 @@ struct TableOptions {
     double probe_hit_rate = -1;  // hits per second; negative to leave out
 };
 
-// Process totals, traced totals, allocator and loss notes.
+// Sites with the same frame chain (module, symbol and offset) in several
+// processes, summed into one, with the processes it sums.
+struct MergedSite {
+    Site site;  // pid of the first process
+    std::vector<int> pids;
+};
+std::vector<MergedSite> merge_across_processes(const std::vector<Site>& sites);
+
+// Process totals, traced totals, allocator and loss notes. For a cgroup or
+// the host: the target, its memory cgroups and a table of its processes.
 std::string render_header(const Snapshot& snapshot, const TableOptions& options);
 // The top `options.rows` sites by `options.sort`.
 std::string render_sites(const Snapshot& snapshot, const TableOptions& options);
