@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -289,4 +290,162 @@ TEST_CASE("container: processes before, after and short-lived, own libc, limit",
     }
 
     CHECK(programs_return_to(programs_before));
+}
+
+TEST_CASE("whole host: processes inside and outside a container", "[integration][container]") {
+    if (!have_root("whole host: processes inside and outside a container"))
+        return;
+    std::size_t programs_before = memobserve_programs();
+    TestContainer container;
+    std::string output = temporary_path("all.json");
+
+    Child outside({workload("alloc_cases"), "mmaps"});
+    REQUIRE(outside.wait_for_line("ready"));
+    auto inside = container.start("late");
+    REQUIRE(inside->wait_for_line("ready"));
+    int inside_pid = TestContainer::inner_pid(*inside);
+
+    Child memobserve({memobserve_binary(), "snapshot", "-a", "--duration", "300", "-o", output});
+    REQUIRE(memobserve.wait_for_stderr("tracing every process"));
+    outside.write_line("go");
+    inside->write_line("go");
+    REQUIRE(outside.wait_for_line("done"));
+    REQUIRE(inside->wait_for_line("done"));
+    std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+    memobserve.signal(SIGINT);
+    REQUIRE(memobserve.wait(120) == 0);
+    INFO(memobserve.stderr_text());
+    nlohmann::json snapshot = nlohmann::json::parse(read_file(output));
+
+    CHECK(snapshot.at("target").at("kind") == "all");
+    // -a leaves the allocator probes off unless asked.
+    CHECK(snapshot.at("alloc_probes") == false);
+    CHECK(process_with_pid(snapshot, outside.pid()) != nullptr);
+    CHECK(process_with_pid(snapshot, memobserve.pid()) == nullptr);
+    const nlohmann::json* inside_info = process_with_pid(snapshot, inside_pid);
+    REQUIRE(inside_info != nullptr);
+    CHECK(inside_info->at("nspid") == 1);
+
+    // Outside: 100 mappings of 1 MiB, every other one unmapped, then 256 KiB
+    // from the middle of a survivor. Inside: eight blocks of 16 MiB, each
+    // its own mapping (one page more for malloc's header).
+    auto mapped_by = [&](int pid, const std::string& function) {
+        return sum_where(
+            snapshot,
+            [&](const nlohmann::json& stack) {
+                return stack.at("pid").get<int>() == pid && calling_function(stack) == function;
+            },
+            "mapped_bytes");
+    };
+    CHECK(mapped_by(outside.pid(), "map_and_unmap") == 49 * kMiB + 768 * 1024);
+    // Without allocator probes, malloc's mappings end at libc's mmap call
+    // (Debian's libc has no frame pointers): one site holds all eight.
+    std::uint64_t largest = 0;
+    for (const auto& stack : snapshot.at("stacks"))
+        if (stack.at("pid").get<int>() == inside_pid)
+            largest = std::max(largest, stack.at("mapped_bytes").get<std::uint64_t>());
+    CHECK(largest == 8 * (16 * kMiB + 4096));
+    CHECK_THAT(memobserve.stdout_text(), Catch::Contains("MEMORY CGROUP"));
+
+    outside.close_stdin();
+    CHECK(programs_return_to(programs_before));
+}
+
+TEST_CASE("cgroup and container targets: bad input", "[integration][container][cli]") {
+    if (!have_root("cgroup and container targets: bad input"))
+        return;
+    std::string output = temporary_path("never.json");
+
+    Run unknown = run_memobserve({"snapshot", "--container", "0123456789abcdef", "-d", "1", "-o", output});
+    CHECK(unknown.status == 1);
+    CHECK_THAT(unknown.stderr_text, Catch::Contains("container '0123456789abcdef' not found"));
+
+    Run short_id = run_memobserve({"snapshot", "--container", "abc", "-d", "1", "-o", output});
+    CHECK(short_id.status == 1);
+    CHECK_THAT(short_id.stderr_text, Catch::Contains("at least 12 hex digits"));
+
+    Run missing = run_memobserve({"snapshot", "--cgroup", "/no/such/memobserve-cgroup", "-d", "1", "-o", output});
+    CHECK(missing.status == 1);
+    CHECK_THAT(missing.stderr_text, Catch::Contains("cgroup path /no/such/memobserve-cgroup not found"));
+
+    Run no_id = run_memobserve({"snapshot", "--cgroup", "4294967295", "-d", "1", "-o", output});
+    CHECK(no_id.status == 1);
+    CHECK_THAT(no_id.stderr_text, Catch::Contains("has id 4294967295"));
+
+    Run two = run_memobserve({"snapshot", "--cgroup", "/", "-p", "1", "-d", "1", "-o", output});
+    CHECK(two.status == 1);
+    CHECK_THAT(two.stderr_text, Catch::Contains("more than one kind of target"));
+    CHECK_FALSE(file_exists(output));
+
+    // A v1 directory's inode is not a cgroup v2 id (unless a v2 directory
+    // has the same inode number, which the check below rules out).
+    auto mounts = memobserve::find_cgroup_mounts();
+    if (!mounts.v1_memory.empty()) {
+        TestContainer container;
+        struct stat v1_status;
+        REQUIRE(stat(container.memory().c_str(), &v1_status) == 0);
+        std::string id = std::to_string(v1_status.st_ino);
+        bool also_v2 = !command_output("find " + mounts.v2 + " -type d -inum " + id).empty();
+        if (also_v2) {
+            WARN("v1 id check skipped: a cgroup v2 directory has inode " << id << " too");
+        } else {
+            Run v1_id = run_memobserve({"snapshot", "--cgroup", id, "-d", "1", "-o", output});
+            CHECK(v1_id.status == 1);
+            CHECK_THAT(v1_id.stderr_text, Catch::Contains("not a cgroup v2 id"));
+        }
+    }
+}
+
+TEST_CASE("empty cgroup: memobserve waits for processes", "[integration][container]") {
+    if (!have_root("empty cgroup: memobserve waits for processes"))
+        return;
+    TestContainer container;
+    std::string output = temporary_path("empty.json");
+    std::string v2_path = "/" + container.v2().lexically_relative(memobserve::find_cgroup_mounts().v2).string();
+
+    Child memobserve(
+        {memobserve_binary(), "snapshot", "--cgroup", v2_path, "--duration", "300", "-o", output, "-v"});
+    REQUIRE(memobserve.wait_for_stderr("has no processes yet: waiting"));
+    auto late = container.start("late");
+    REQUIRE(late->wait_for_line("ready"));
+    // The container's libc is probed once memobserve sees a process map it;
+    // what the first process allocates before that, and in the moment
+    // memobserve takes to set up its return probes, is not counted.
+    REQUIRE(memobserve.wait_for_stderr("for every process that maps it"));
+    std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+    late->write_line("go");
+    REQUIRE(late->wait_for_line("done"));
+    std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+    memobserve.signal(SIGINT);
+    REQUIRE(memobserve.wait(120) == 0);
+    nlohmann::json snapshot = nlohmann::json::parse(read_file(output));
+    CHECK(sum_at(snapshot, "allocate_late", "allocated_bytes") == 128 * kMiB);
+}
+
+TEST_CASE("v1 memory cgroup path: followed by membership", "[integration][container]") {
+    if (!have_root("v1 memory cgroup path: followed by membership"))
+        return;
+    if (memobserve::find_cgroup_mounts().v1_memory.empty()) {
+        WARN("SKIPPED v1 memory cgroup path: this host has no v1 memory controller");
+        return;
+    }
+    TestContainer container;
+    auto late = container.start("late");
+    REQUIRE(late->wait_for_line("ready"));
+    std::string output = temporary_path("v1.json");
+
+    Child memobserve({memobserve_binary(), "snapshot", "--cgroup", container.memory().string(),
+                      "--duration", "300", "-o", output});
+    REQUIRE(memobserve.wait_for_stderr("tracing cgroup"));
+    CHECK_THAT(memobserve.stderr_text(), Catch::Contains("v1, followed by membership"));
+    late->write_line("go");
+    REQUIRE(late->wait_for_line("done"));
+    std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+    memobserve.signal(SIGINT);
+    REQUIRE(memobserve.wait(120) == 0);
+    nlohmann::json snapshot = nlohmann::json::parse(read_file(output));
+    CHECK(snapshot.at("target").at("hierarchy") == "v1");
+    CHECK(snapshot.at("target").at("path") == container.memory_path());
+    CHECK(sum_at(snapshot, "allocate_late", "allocated_bytes") == 128 * kMiB);
+    CHECK(sum_at(snapshot, "allocate_late", "resident_bytes") >= 127 * kMiB);
 }

@@ -122,17 +122,28 @@ Tracer::Tracer(const TargetSpec& targets, const TraceOptions& options)
 Tracer::~Tracer() = default;
 
 void Tracer::add_process(int pid, bool add_to_target_map) {
-    if (processes_.count(pid))
+    if (processes_.count(pid) || unreadable_.count(pid))
         return;
     if (add_to_target_map)
         bpf_->add_target(pid);
     ProcessState& process = processes_[pid];
     process.info.pid = pid;
-    process.info.nspid = read_nspid(pid).value_or(0);
-    process.info.comm = read_comm(pid).value_or("");
-    process.info.cmdline = read_cmdline(pid).value_or("");
-    inspect_allocators(process);
-    read_process_totals(process);
+    try {
+        process.info.nspid = read_nspid(pid).value_or(0);
+        process.info.comm = read_comm(pid).value_or("");
+        process.info.cmdline = read_cmdline(pid).value_or("");
+        inspect_allocators(process);
+        read_process_totals(process);
+    } catch (const Error& error) {
+        // A process named with -p must be readable; in a cgroup or on the
+        // whole host, one that is not (another user namespace's init, for
+        // one) is left out and counted.
+        if (options_.filter == MO_FILTER_PIDS)
+            throw;
+        log::info("process {} left out: {}", pid, error.what());
+        processes_.erase(pid);
+        unreadable_.insert(pid);
+    }
 }
 
 // Linux (seen on 6.18) loses the return probe of a process's first probed
@@ -141,11 +152,13 @@ void Tracer::add_process(int pid, bool add_to_target_map) {
 // a running process that waits in a system call resumes at the instruction
 // after it, read from /proc/PID/task/TID/syscall: a no-op probe there is
 // single-stepped before the thread can call an allocator again.
-void Tracer::attach_step_probes(int pid) {
+bool Tracer::attach_step_probes(int pid) {
+    if (!processes_.count(pid))
+        return false;
     auto maps = read_maps(pid);
     auto tasks = list_tasks(pid);
     if (!maps)
-        return;
+        return false;
     std::set<std::uint64_t> addresses;
     for (int task : tasks) {
         auto text = read_text_file(fmt::format("/proc/{}/task/{}/syscall", pid, task));
@@ -168,6 +181,7 @@ void Tracer::attach_step_probes(int pid) {
             break;
         }
     }
+    return !addresses.empty();
 }
 
 // Processes that joined the cgroup without a fork or exec that the BPF side
@@ -248,6 +262,9 @@ void Tracer::inspect_allocators(ProcessState& process) {
         } else {
             std::string failure = attach_allocator(*file, process.info.pid);
             info.probed = failure.empty();
+            // Probed while it runs: its next allocation may be its first
+            // probed call, whose return needs a single-stepped probe first.
+            process.needs_step_probe = info.probed && command_ == nullptr;
             info.note = failure;
             if (!failure.empty())
                 log::warning("process {}: {}", process.info.pid, failure);
@@ -342,6 +359,12 @@ void Tracer::settle_symbols() {
         }
     }
     stale_symbols_.clear();
+    // A thread that runs has no known resume address: try again after the
+    // next poll, until one waits in a system call.
+    for (auto& [pid, process] : processes_) {
+        if (process.needs_step_probe && !process.info.exited)
+            process.needs_step_probe = !attach_step_probes(pid);
+    }
     if (exited_.empty())
         return;
     for (const auto& [key, counters] : bpf_->read_sites()) {
@@ -547,7 +570,10 @@ std::string Tracer::describe_targets() const {
                                                       targets_.cgroup->hierarchy == "v2"
                                                           ? fmt::format("id {}", targets_.cgroup->id)
                                                           : std::string("v1, followed by membership"));
-        return fmt::format("{}: {} {} now", what, running, running == 1 ? "process" : "processes");
+        std::string text = fmt::format("{}: {} {} now", what, running, running == 1 ? "process" : "processes");
+        if (!unreadable_.empty())
+            text += fmt::format(" ({} left out: /proc not readable; -v names them)", unreadable_.size());
+        return text;
     }
     std::string text;
     for (const auto& [pid, process] : processes_) {

@@ -64,6 +64,7 @@ private:
         std::map<SiteId, std::uint64_t> resident_by_site;
         std::uint64_t resident_total = 0;
         bool symbolizer_loaded = false;
+        bool needs_step_probe = false;
     };
 
     void add_process(int pid, bool add_to_target_map = true);
@@ -71,7 +72,8 @@ private:
     std::string attach_allocator(const AllocatorFile& file, int pid);
     std::optional<AllocatorFile> allocator_file(const MappedFile& mapped);
     void inspect_allocators(ProcessState& process);
-    void attach_step_probes(int pid);
+    // Returns false when no thread of `pid` waits in a system call.
+    bool attach_step_probes(int pid);
     void read_process_totals(ProcessState& process);
     TargetInfo target_info() const;
     std::vector<CgroupMemory> target_cgroups() const;
@@ -96,6 +98,7 @@ private:
     std::map<SiteId, std::vector<Frame>> frames_cache_;
     std::set<int> stale_symbols_;  // processes that mapped code since the last poll
     std::set<int> exited_;         // processes that exited since the last poll
+    std::set<int> unreadable_;     // processes whose /proc files memobserve may not read
     std::uint64_t page_size_;
     std::chrono::steady_clock::time_point started_;
     std::chrono::steady_clock::time_point last_tick_;
