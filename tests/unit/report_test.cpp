@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "model/snapshot_file.h"
+#include "snapshot_schema.h"
 #include "util/atomic_file.h"
 #include "util/error.h"
 #include "views/folded.h"
@@ -58,6 +59,7 @@ TEST_CASE("folded stacks run from root to leaf", "[folded]") {
 TEST_CASE("snapshot file round trip", "[snapshot_file]") {
     std::string path = temporary_file("round-trip.json");
     write_file_atomically(path, to_json(two_site_snapshot()).dump());
+    memobserve::testing::check_snapshot_schema(path);
     Snapshot loaded = load_snapshot(path);
     unlink(path.c_str());
     CHECK(loaded.sites.size() == 2);
