@@ -105,3 +105,15 @@ TEST_CASE("atomic write replaces a symlink, not its target", "[atomic_file]") {
     unlink(target.c_str());
     unlink(link.c_str());
 }
+
+TEST_CASE("atomic write rejects a FIFO", "[atomic_file]") {
+    std::string fifo = temporary_file("fifo");
+    REQUIRE(mkfifo(fifo.c_str(), 0600) == 0);
+    CHECK_THROWS_WITH(check_output_path(fifo), Catch::Contains("not a regular file"));
+    CHECK_THROWS_WITH(write_file_atomically(fifo, "text"), Catch::Contains(fifo));
+
+    struct stat status;
+    REQUIRE(lstat(fifo.c_str(), &status) == 0);
+    CHECK(S_ISFIFO(status.st_mode));
+    unlink(fifo.c_str());
+}
