@@ -147,8 +147,8 @@ int main(int argc, char** argv) {
         Snapshot snapshot;
         double build_s = seconds_of([&] { snapshot = make_snapshot(); });
 
-        // The phases of one write are timed apart as well, to show where the
-        // time goes; `write_s` is save_snapshot() as a whole.
+        // The phases of one write are also timed one by one, to show where the
+        // time goes. `write_s` is save_snapshot() as a whole.
         std::vector<double> to_json_s, dump_s, file_s, free_s, write_s, report_s;
         for (int run = 0; run < runs; ++run) {
             nlohmann::json document;

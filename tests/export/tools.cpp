@@ -143,8 +143,8 @@ Image decode_png(const std::string& bytes) {
     if (channels == 0)
         throw std::runtime_error("PNG file without IHDR chunk");
 
-    // Each row starts with a filter byte and predicts its bytes from the pixel
-    // to the left, the row above, or both (PNG specification, section 9).
+    // Each row starts with a filter byte: the row's bytes are differences from
+    // a prediction out of the pixel to the left, the row above, or both.
     std::size_t stride = std::size_t(image.width) * channels;
     std::vector<std::uint8_t> raw = inflate_zlib(compressed, (stride + 1) * image.height);
     std::vector<std::uint8_t> previous(stride, 0);

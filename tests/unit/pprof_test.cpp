@@ -117,8 +117,8 @@ TEST_CASE("pprof stacks run from leaf to root", "[pprof]") {
     }
     CHECK(found_mapping);
 
-    // The same malloc address in two stacks is one location; "main" at two
-    // return addresses is two locations of one function.
+    // The same malloc address in two stacks is one location, while "main" at
+    // two return addresses is two locations of one function.
     const pprof::Sample& cache = profile.sample(1);
     CHECK(cache.location_id(0) == parse.location_id(0));
     CHECK(cache.location_id(2) != parse.location_id(2));

@@ -55,7 +55,7 @@ TEST_CASE("schema rejects broken snapshots", "[schema]") {
         return;
 
     struct Case {
-        const char* what;
+        const char* description;
         void (*breaks)(json&);
         const char* message;
     };
@@ -85,7 +85,7 @@ TEST_CASE("schema rejects broken snapshots", "[schema]") {
         json document = fixture_document();
         test.breaks(document);
         SchemaCheck check = validate(document);
-        INFO(test.what << ": " << check.messages);
+        INFO(test.description << ": " << check.messages);
         CHECK_FALSE(check.valid);
         CHECK_THAT(check.messages, Catch::Contains(test.message));
     }

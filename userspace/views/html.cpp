@@ -151,8 +151,8 @@ json page_data(const Snapshot& snapshot) {
             {"root", std::move(root)}};
 }
 
-// JSON inside <script> ends at the first "</script"; writing every '<' as
-// \u003c keeps names such as "operator<" from closing it early. '<' only
+// JSON inside <script> ends at the first "</script", so every '<' is written
+// as \u003c and a name such as "operator<" cannot close it early. '<' only
 // occurs inside JSON strings, where the escape means the same character.
 std::string escape_for_script(const std::string& text) {
     std::string escaped;

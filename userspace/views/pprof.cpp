@@ -101,8 +101,8 @@ private:
     }
 
     // The snapshot stores no address ranges for modules, so memory_start and
-    // memory_limit stay 0. has_functions tells viewers that the locations are
-    // symbolized already and that they need not open the module.
+    // memory_limit stay 0. has_functions marks the locations as symbolized
+    // already, so viewers do not open the module to look up names.
     std::uint64_t mapping_id(const std::string& module) {
         auto found = mappings_.find(module);
         if (found != mappings_.end())
@@ -127,7 +127,7 @@ private:
     std::uint64_t unknown_location_ = 0;
 };
 
-// pprof values are signed 64-bit; counters beyond that are clamped.
+// pprof values are signed 64-bit, so larger counters are clamped to the maximum.
 std::int64_t to_value(std::uint64_t counter) {
     constexpr auto max = static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max());
     return static_cast<std::int64_t>(counter > max ? max : counter);

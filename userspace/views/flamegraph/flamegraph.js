@@ -8,7 +8,7 @@
   'use strict';
 
   var ROW_HEIGHT = 18;
-  // Frames narrower than this are not drawn; their bytes still count in
+  // Frames narrower than this are not drawn, but their bytes still count in
   // their callers' widths and in search totals.
   var MIN_WIDTH_PX = 1;
 
