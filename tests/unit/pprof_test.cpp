@@ -116,6 +116,9 @@ TEST_CASE("pprof stacks run from leaf to root", "[pprof]") {
         CHECK(mapping.has_functions());
     }
     CHECK(found_mapping);
+    // The program of the first process (comm "api") comes first, so pprof
+    // names it in its "File:" header.
+    CHECK(text(profile, profile.mapping(0).filename()) == "/srv/api");
 
     // The same malloc address in two stacks is one location, while "main" at
     // two return addresses is two locations of one function.

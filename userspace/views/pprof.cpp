@@ -3,6 +3,7 @@
 #include <ctime>
 #include <limits>
 #include <map>
+#include <optional>
 #include <tuple>
 #include <unordered_map>
 
@@ -75,6 +76,10 @@ public:
         unknown_location_ = location_id(unknown);
         return unknown_location_;
     }
+
+    // Viewers take the first mapping for the main program, and name it in
+    // their header ("File: ..."), so its mapping is created first.
+    void add_main_module(const std::string& module) { mapping_id(module); }
 
     pprof::Profile& profile() { return profile_; }
 
@@ -160,6 +165,20 @@ void add_header(ProfileBuilder& builder, const Snapshot& snapshot) {
             fmt::format("{} events were lost while tracing; see 'memobserve report'", snapshot.drops.total())));
 }
 
+// The module of the first traced process's program: the first module whose
+// file name starts with the process's command name (the kernel truncates
+// comm to 15 characters).
+std::optional<std::string> find_main_module(const Snapshot& snapshot) {
+    if (snapshot.processes.empty() || snapshot.processes[0].comm.empty())
+        return std::nullopt;
+    const std::string& comm = snapshot.processes[0].comm;
+    for (const auto& site : snapshot.sites)
+        for (const auto& frame : site.frames)
+            if (frame.module.substr(frame.module.rfind('/') + 1).starts_with(comm))
+                return frame.module;
+    return std::nullopt;
+}
+
 }  // namespace
 
 std::string render_pprof(const Snapshot& snapshot) {
@@ -169,6 +188,8 @@ std::string render_pprof(const Snapshot& snapshot) {
     std::map<int, std::string> process_names;
     for (const auto& process : snapshot.processes)
         process_names[process.pid] = process.comm;
+    if (auto main_module = find_main_module(snapshot))
+        builder.add_main_module(*main_module);
 
     for (const auto& site : snapshot.sites) {
         bool any_value = false;
