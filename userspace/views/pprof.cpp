@@ -198,8 +198,8 @@ std::string render_pprof(const Snapshot& snapshot) {
         if (!any_value)
             continue;
 
-        // Leaf first; the unknown-stack marker sits at the root end, as in the
-        // folded export.
+        // Locations run from the leaf to the root. The unknown-stack marker is
+        // the root end, as in the folded export.
         pprof::Sample* sample = builder.profile().add_sample();
         for (const Frame& frame : site.frames)
             sample->add_location_id(builder.location_id(frame));
