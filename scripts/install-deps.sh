@@ -11,6 +11,9 @@ packages=(
     cmake make g++ pkg-config clang llvm
     libbpf-dev bpftool libelf-dev libdw-dev zlib1g-dev
     libcli11-dev libfmt-dev nlohmann-json3-dev catch2
+    libprotobuf-dev protobuf-compiler
+    # Tests of the exports: pprof reader, headless browser, JSON Schema validator.
+    golang-go chromium python3-jsonschema
 )
 missing=()
 for package in "${packages[@]}"; do

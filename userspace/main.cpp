@@ -39,7 +39,8 @@ int main(int argc, char** argv) {
     CLI::App* top = app.add_subcommand("top", "Live table of allocation sites, refreshed every interval");
     CLI::App* snapshot = app.add_subcommand("snapshot", "Trace for a while and write one JSON snapshot");
     memobserve::CommandRunner run_top = memobserve::setup_top_command(*top);
-    CLI::App* report = app.add_subcommand("report", "Render a snapshot file as text, JSON or folded stacks");
+    CLI::App* report = app.add_subcommand(
+        "report", "Render a snapshot file as text, JSON, folded stacks, pprof or an HTML flame graph");
     memobserve::CommandRunner run_snapshot = memobserve::setup_snapshot_command(*snapshot);
     memobserve::CommandRunner run_report = memobserve::setup_report_command(*report);
     CLI::App* diff = app.add_subcommand("diff", "Growth per site and per process between two snapshots");

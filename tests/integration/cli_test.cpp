@@ -12,6 +12,7 @@
 
 #include "harness.h"
 #include "model/snapshot.h"
+#include "snapshot_schema.h"
 
 using namespace memobserve::testing;
 
@@ -132,6 +133,7 @@ TEST_CASE("target that exits keeps its last numbers", "[integration][cli]") {
     std::ifstream file(output);
     REQUIRE(file.good());
     nlohmann::json snapshot = nlohmann::json::parse(file);
+    check_snapshot_schema(output);
     unlink(output.c_str());
     CHECK(snapshot.at("duration_s").get<double>() < 30);
     CHECK(snapshot.at("processes").at(0).at("exited") == true);
@@ -168,6 +170,8 @@ TEST_CASE("diff sorts sites by resident growth", "[cli]") {
     std::string new_path = temporary_path("new.json");
     std::ofstream(old_path) << memobserve::to_json(older).dump();
     std::ofstream(new_path) << memobserve::to_json(newer).dump();
+    check_snapshot_schema(old_path);
+    check_snapshot_schema(new_path);
     Run run = run_memobserve({"diff", old_path, new_path});
     unlink(old_path.c_str());
     unlink(new_path.c_str());

@@ -18,6 +18,8 @@
 
 #include <catch2/catch.hpp>
 
+#include "snapshot_schema.h"
+
 namespace memobserve::testing {
 
 bool have_root(const char* test_name) {
@@ -187,6 +189,7 @@ nlohmann::json snapshot_of_workload(const std::vector<std::string>& argv,
     std::ifstream file(output);
     REQUIRE(file.good());
     nlohmann::json snapshot = nlohmann::json::parse(file);
+    check_snapshot_schema(output);
     unlink(output.c_str());
     return snapshot;
 }

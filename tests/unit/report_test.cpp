@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "model/snapshot_file.h"
+#include "snapshot_schema.h"
 #include "util/atomic_file.h"
 #include "util/error.h"
 #include "views/folded.h"
@@ -58,6 +59,7 @@ TEST_CASE("folded stacks run from root to leaf", "[folded]") {
 TEST_CASE("snapshot file round trip", "[snapshot_file]") {
     std::string path = temporary_file("round-trip.json");
     write_file_atomically(path, to_json(two_site_snapshot()).dump());
+    memobserve::testing::check_snapshot_schema(path);
     Snapshot loaded = load_snapshot(path);
     unlink(path.c_str());
     CHECK(loaded.sites.size() == 2);
@@ -102,4 +104,16 @@ TEST_CASE("atomic write replaces a symlink, not its target", "[atomic_file]") {
     CHECK((status.st_mode & 0777) == 0600);
     unlink(target.c_str());
     unlink(link.c_str());
+}
+
+TEST_CASE("atomic write rejects a FIFO", "[atomic_file]") {
+    std::string fifo = temporary_file("fifo");
+    REQUIRE(mkfifo(fifo.c_str(), 0600) == 0);
+    CHECK_THROWS_WITH(check_output_path(fifo), Catch::Contains("not a regular file"));
+    CHECK_THROWS_WITH(write_file_atomically(fifo, "text"), Catch::Contains(fifo));
+
+    struct stat status;
+    REQUIRE(lstat(fifo.c_str(), &status) == 0);
+    CHECK(S_ISFIFO(status.st_mode));
+    unlink(fifo.c_str());
 }

@@ -2,6 +2,7 @@
 #include <nlohmann/json.hpp>
 
 #include "model/snapshot.h"
+#include "snapshot_schema.h"
 #include "util/error.h"
 #include "views/text.h"
 
@@ -41,6 +42,7 @@ Snapshot sample_snapshot() {
 TEST_CASE("snapshot JSON round trip", "[snapshot]") {
     Snapshot original = sample_snapshot();
     nlohmann::json document = to_json(original);
+    memobserve::testing::check_snapshot_schema(document);
     CHECK(document.at("schema") == "memobserve.snapshot/1");
     CHECK(document.at("processes").at(0).at("cgroup").at("memory_max_bytes").is_null());
 

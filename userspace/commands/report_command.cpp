@@ -1,3 +1,5 @@
+#include <unistd.h>
+
 #include <algorithm>
 #include <memory>
 
@@ -9,6 +11,8 @@
 #include "util/atomic_file.h"
 #include "util/error.h"
 #include "views/folded.h"
+#include "views/html.h"
+#include "views/pprof.h"
 #include "views/text.h"
 
 namespace memobserve {
@@ -86,6 +90,8 @@ std::string render_text(const Snapshot& snapshot, const ReportOptions& options) 
 }
 
 int run_report(const ReportOptions& options) {
+    if (!options.output.empty())
+        check_output_path(options.output);
     SortKey value;
     if (!parse_sort_key(options.value, value))
         throw Error(fmt::format("invalid --value '{}'", options.value),
@@ -99,13 +105,20 @@ int run_report(const ReportOptions& options) {
         text = to_json(snapshot).dump(1) + "\n";
     else if (options.format == "folded")
         text = render_folded(snapshot, value);
+    else if (options.format == "pprof")
+        text = render_pprof(snapshot);
+    else if (options.format == "html")
+        text = render_html(snapshot);
     else
-        throw Error(fmt::format("invalid --format '{}'", options.format), "use text, json or folded");
+        throw Error(fmt::format("invalid --format '{}'", options.format),
+                    "use text, json, folded, pprof or html");
 
+    if (options.output.empty() && options.format == "pprof" && isatty(STDOUT_FILENO))
+        throw Error("pprof output is gzip-compressed binary data, not for a terminal",
+                    "write it to a file with -o FILE.pb.gz");
     if (options.output.empty()) {
         fmt::print("{}", text);
     } else {
-        check_output_path(options.output);
         write_file_atomically(options.output, text);
     }
     return 0;
@@ -116,7 +129,9 @@ int run_report(const ReportOptions& options) {
 CommandRunner setup_report_command(CLI::App& app) {
     auto options = std::make_shared<ReportOptions>();
     app.add_option("file", options->input, "Snapshot file written by 'memobserve snapshot'")->required();
-    app.add_option("-f,--format", options->format, "Output format: text, json or folded")
+    app.add_option("-f,--format", options->format,
+                   "Output format: text, json, folded (stacks for flamegraph.pl), pprof (gzipped "
+                   "profile.proto) or html (interactive flame graph in one file)")
         ->capture_default_str();
     app.add_option("--value", options->value,
                    "Value of folded stacks: allocated, live, mapped, faulted or resident bytes")

@@ -6,6 +6,7 @@
 
 #include "commands/commands.h"
 #include "commands/trace_options.h"
+#include "model/snapshot_file.h"
 #include "util/atomic_file.h"
 #include "util/error.h"
 #include "util/signals.h"
@@ -50,7 +51,7 @@ int run_snapshot(SnapshotOptions& options) {
     }
     tracer.tick();
     Snapshot snapshot = tracer.snapshot();
-    write_file_atomically(options.output, to_json(snapshot).dump(1) + "\n");
+    save_snapshot(options.output, snapshot);
 
     TableOptions table;
     table.rows = options.rows;

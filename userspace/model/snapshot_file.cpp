@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "util/atomic_file.h"
 #include "util/error.h"
 
 namespace memobserve {
@@ -32,6 +33,10 @@ Snapshot load_snapshot(const std::string& path) {
     } catch (const Error& error) {
         throw Error(fmt::format("'{}': {}", path, error.what()), error.hint());
     }
+}
+
+void save_snapshot(const std::string& path, const Snapshot& snapshot) {
+    write_file_atomically(path, to_json(snapshot).dump(1) + "\n");
 }
 
 }  // namespace memobserve

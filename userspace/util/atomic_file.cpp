@@ -20,6 +20,17 @@ std::string directory_of(const std::string& path) {
     return parent.empty() ? "." : parent.string();
 }
 
+// rename() would replace a device node, FIFO or socket at `path` with a
+// regular file: /dev/null as an output path, run as root, would become one.
+void reject_special_file(const std::string& path) {
+    struct stat status;
+    if (lstat(path.c_str(), &status) != 0 || S_ISREG(status.st_mode) || S_ISLNK(status.st_mode) ||
+        S_ISDIR(status.st_mode))
+        return;
+    throw Error(fmt::format("cannot write '{}': it is a device, FIFO or socket, not a regular file", path),
+                "give the name of a regular file with -o FILE");
+}
+
 }  // namespace
 
 void check_output_path(const std::string& path) {
@@ -37,9 +48,11 @@ void check_output_path(const std::string& path) {
     if (stat(path.c_str(), &status) == 0 && S_ISDIR(status.st_mode))
         throw Error(fmt::format("cannot write '{}': it is a directory", path),
                     "give a file name with -o FILE");
+    reject_special_file(path);
 }
 
 void write_file_atomically(const std::string& path, const std::string& contents) {
+    reject_special_file(path);
     std::string temporary = fmt::format("{}/.{}.XXXXXX", directory_of(path),
                                         std::filesystem::path(path).filename().string());
     int fd = mkostemp(temporary.data(), O_CLOEXEC);

@@ -1,6 +1,7 @@
 // Output files: written to a temporary file in the same directory, then
 // renamed over the destination, readable by the owner only. A failure leaves
 // no partial file, and a symlink at the destination is replaced, not followed.
+// A device, FIFO or socket at the destination is rejected instead.
 #pragma once
 
 #include <string>
