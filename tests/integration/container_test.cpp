@@ -22,6 +22,7 @@
 #include "collectors/cgroup.h"
 #include "collectors/procfs.h"
 #include "harness.h"
+#include "snapshot_schema.h"
 
 using namespace memobserve::testing;
 namespace fs = std::filesystem;
@@ -223,6 +224,7 @@ TEST_CASE("container: processes before, after and short-lived, own libc, limit",
     memobserve.signal(SIGINT);
     REQUIRE(memobserve.wait(120) == 0);
     INFO(memobserve.stderr_text());
+    check_snapshot_schema(output);
     nlohmann::json snapshot = nlohmann::json::parse(read_file(output));
 
     CHECK(files_after <= files_before + 8);
@@ -315,6 +317,7 @@ TEST_CASE("whole host: processes inside and outside a container", "[integration]
     memobserve.signal(SIGINT);
     REQUIRE(memobserve.wait(120) == 0);
     INFO(memobserve.stderr_text());
+    check_snapshot_schema(output);
     nlohmann::json snapshot = nlohmann::json::parse(read_file(output));
 
     CHECK(snapshot.at("target").at("kind") == "all");
@@ -418,6 +421,7 @@ TEST_CASE("empty cgroup: memobserve waits for processes", "[integration][contain
     std::this_thread::sleep_for(std::chrono::milliseconds(1500));
     memobserve.signal(SIGINT);
     REQUIRE(memobserve.wait(120) == 0);
+    check_snapshot_schema(output);
     nlohmann::json snapshot = nlohmann::json::parse(read_file(output));
     CHECK(sum_at(snapshot, "allocate_late", "allocated_bytes") == 128 * kMiB);
 }
@@ -443,6 +447,7 @@ TEST_CASE("v1 memory cgroup path: followed by membership", "[integration][contai
     std::this_thread::sleep_for(std::chrono::milliseconds(1500));
     memobserve.signal(SIGINT);
     REQUIRE(memobserve.wait(120) == 0);
+    check_snapshot_schema(output);
     nlohmann::json snapshot = nlohmann::json::parse(read_file(output));
     CHECK(snapshot.at("target").at("hierarchy") == "v1");
     CHECK(snapshot.at("target").at("path") == container.memory_path());
