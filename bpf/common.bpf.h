@@ -11,6 +11,14 @@
 #define EEXIST 17
 #define ENOMEM 12
 
+/* Walk a task's mappings (kernel 6.7 and later). */
+extern int bpf_iter_task_vma_new(struct bpf_iter_task_vma *it, struct task_struct *task,
+				 __u64 address) __ksym;
+extern struct vm_area_struct *bpf_iter_task_vma_next(struct bpf_iter_task_vma *it) __ksym;
+extern void bpf_iter_task_vma_destroy(struct bpf_iter_task_vma *it) __ksym;
+
+#define VM_EXEC 0x4
+
 /* Set by the loader between open and load. */
 const volatile __u32 filter_mode = MO_FILTER_PIDS;
 const volatile bool follow_children = true;
@@ -105,6 +113,46 @@ static __always_inline void count_drop(enum mo_drop kind)
 {
 	if (kind < MO_DROP_COUNT)
 		__sync_fetch_and_add(&drops[kind], 1);
+}
+
+/* Send the executable file mappings of the current process that overlap
+ * [start, end), so that userspace can symbolize its stacks even when the
+ * process is gone before /proc/PID/maps is read. */
+static __always_inline void send_code_mappings(__u32 tgid, __u64 start, __u64 end)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct bpf_iter_task_vma it;
+	struct vm_area_struct *vma;
+
+	bpf_iter_task_vma_new(&it, task, start);
+	while ((vma = bpf_iter_task_vma_next(&it))) {
+		struct mo_event *event;
+		struct file *file;
+		struct inode *inode;
+
+		if (vma->vm_start >= end)
+			break;
+		file = vma->vm_file;
+		if (!(vma->vm_flags & VM_EXEC) || !file)
+			continue;
+		event = bpf_ringbuf_reserve(&events, sizeof(*event), 0);
+		if (!event) {
+			count_drop(MO_DROP_EVENT_RING_FULL);
+			break;
+		}
+		__builtin_memset(event, 0, sizeof(*event));
+		inode = BPF_CORE_READ(file, f_inode);
+		event->type = MO_EVENT_CODE_MAPPING;
+		event->pid = tgid;
+		event->address = vma->vm_start;
+		event->length = vma->vm_end - vma->vm_start;
+		event->old_address = vma->vm_pgoff * page_size;
+		event->inode = BPF_CORE_READ(inode, i_ino);
+		event->device = BPF_CORE_READ(inode, i_sb, s_dev);
+		event->timestamp_ns = bpf_ktime_get_ns();
+		bpf_ringbuf_submit(event, 0);
+	}
+	bpf_iter_task_vma_destroy(&it);
 }
 
 static __always_inline void count_stat(enum mo_stat kind)

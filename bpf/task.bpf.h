@@ -44,8 +44,11 @@ int BPF_PROG(process_fork, struct task_struct *parent, struct task_struct *child
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(process_exec, struct task_struct *task, pid_t old_pid, struct linux_binprm *bprm)
 {
-	if (is_target(task->tgid))
-		send_task_event(MO_EVENT_EXEC, task->tgid, 0);
+	if (!is_target(task->tgid))
+		return 0;
+	send_task_event(MO_EVENT_EXEC, task->tgid, 0);
+	/* The program and its loader, mapped by the kernel. */
+	send_code_mappings(task->tgid, 0, ~0ULL);
 	return 0;
 }
 

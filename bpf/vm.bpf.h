@@ -18,6 +18,8 @@
 #define MADV_FREE 8
 #define MADV_REMOVE 9
 
+#define PROT_EXEC 0x4
+
 /* pid_tgid -> arguments of the address-space call in progress. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -137,6 +139,9 @@ int BPF_PROG(vm_syscall_exit, struct pt_regs *regs, long result)
 		__builtin_memcpy(event, call, sizeof(*event));
 		bpf_ringbuf_submit(event, 0);
 	}
+	/* A library the loader maps: its code, for the symbolizer. */
+	if (call->type == MO_EVENT_MMAP && (call->prot & PROT_EXEC) && call->fd >= 0)
+		send_code_mappings(pid_tgid >> 32, call->address, call->address + call->length);
 	bpf_map_delete_elem(&vm_calls, &pid_tgid);
 	return 0;
 }

@@ -108,6 +108,7 @@ enum mo_event_type {
 	MO_EVENT_FORK,
 	MO_EVENT_EXEC,
 	MO_EVENT_EXIT,
+	MO_EVENT_CODE_MAPPING,
 };
 
 /* One ring-buffer record. Field use by type:
@@ -118,7 +119,11 @@ enum mo_event_type {
  *   MADVISE: address, length, flags (advice)
  *   FORK:    pid is the child, old_address is the parent pid
  *   EXEC:    pid, comm (the new program's name)
- *   EXIT:    pid only */
+ *   EXIT:    pid only
+ *   CODE_MAPPING: an executable file mapping, sent after exec for each one
+ *            and after each mmap that maps code: address (start), length,
+ *            old_address (offset in the file), device (the kernel's
+ *            encoding: major << 20 | minor), inode */
 struct mo_event {
 	__u32 type;
 	__u32 pid;
@@ -132,6 +137,9 @@ struct mo_event {
 	__s64 fd;
 	__u64 timestamp_ns;
 	char comm[16];
+	__u64 inode;
+	__u32 device;
+	__u32 pad;
 };
 
 #endif /* MEMOBSERVE_ABI_H */

@@ -19,7 +19,7 @@ static_assert(sizeof(mo_site_key) == 16);
 static_assert(sizeof(mo_site_counters) == 56);
 static_assert(sizeof(mo_live_key) == 16);
 static_assert(sizeof(mo_live_value) == 24);
-static_assert(sizeof(mo_event) == 96);
+static_assert(sizeof(mo_event) == 112);
 
 namespace {
 

@@ -2,6 +2,7 @@
 
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
@@ -301,6 +302,12 @@ void Tracer::handle_event(const mo_event& event) {
         if ((event.prot & PROT_EXEC) && event.fd >= 0 && processes_.count(static_cast<int>(event.pid)))
             stale_symbols_.insert(static_cast<int>(event.pid));
         break;
+    case MO_EVENT_CODE_MAPPING:
+        // The kernel's device number: major in the upper 12 bits, minor below.
+        symbolizer_.add_mapping(static_cast<int>(event.pid), event.address, event.address + event.length,
+                                event.old_address, makedev(event.device >> 20, event.device & 0xfffff),
+                                event.inode);
+        break;
     case MO_EVENT_FORK:
         // The fork program has put the child in the target map already.
         add_process(static_cast<int>(event.pid), false);
@@ -321,6 +328,7 @@ void Tracer::handle_event(const mo_event& event) {
             found->second.inspected_files.clear();
             found->second.info.allocators.clear();
             found->second.symbolizer_loaded = false;
+            symbolizer_.clear(found->first);
         }
         break;
     }

@@ -40,6 +40,7 @@ struct Symbolizer::Process {
 // An ELF file, reported to libdwfl at its own addresses (bias 0), shared by
 // every process that maps it.
 struct Symbolizer::File {
+    std::string name;  // path as the first process that mapped it shows it
     Dwfl* dwfl = nullptr;
     Dwfl_Module* module = nullptr;  // null when the file could not be read
     std::vector<GElf_Phdr> loads;   // PT_LOAD segments
@@ -153,6 +154,7 @@ Symbolizer::File* Symbolizer::file(int pid, const Mapping& mapping) {
         if (fd < 0)
             return nullptr;
     }
+    cached->name = mapping.name;
     cached->dwfl = dwfl_begin(&kCallbacks);
     if (cached->dwfl == nullptr) {
         close(fd);
@@ -210,6 +212,8 @@ Frame Symbolizer::resolve(int pid, const Process& process, std::uint64_t address
     File* elf = file(pid, mapping);
     if (elf == nullptr)
         return frame;
+    if (frame.module.empty())
+        frame.module = elf->name;
 
     // The address as the ELF file numbers it: through the segment that holds
     // its file offset.
@@ -256,6 +260,43 @@ void Symbolizer::refresh(int pid) {
     auto& cached = processes_[pid];
     if (fresh->read || cached == nullptr)
         cached = std::move(fresh);
+}
+
+void Symbolizer::clear(int pid) {
+    auto& cached = processes_[pid];
+    cached = std::make_unique<Process>();
+    cached->read = true;
+}
+
+void Symbolizer::add_mapping(int pid, std::uint64_t start, std::uint64_t end, std::uint64_t file_offset,
+                             std::uint64_t device, std::uint64_t inode) {
+    auto& cached = processes_[pid];
+    if (cached == nullptr) {
+        cached = std::make_unique<Process>();
+        cached->read = true;
+    }
+    auto& mappings = cached->mappings;
+    std::erase_if(mappings, [&](const Mapping& mapping) { return mapping.start < end && start < mapping.end; });
+
+    Mapping mapping;
+    mapping.start = start;
+    mapping.end = end;
+    mapping.offset = file_offset;
+    mapping.file = {device, inode};
+    auto known = files_.find(mapping.file);
+    if (known != files_.end() && known->second != nullptr) {
+        mapping.name = known->second->name;
+    } else {
+        // The path the process sees, through the link map_files holds.
+        std::error_code error;
+        auto target = std::filesystem::read_symlink(
+            fmt::format("/proc/{}/map_files/{:x}-{:x}", pid, start, end), error);
+        mapping.name = error ? std::string() : target.string();
+        file(pid, mapping);
+    }
+    auto after = std::upper_bound(mappings.begin(), mappings.end(), start,
+                                  [](std::uint64_t value, const Mapping& other) { return value < other.start; });
+    mappings.insert(after, std::move(mapping));
 }
 
 void Symbolizer::forget(int pid) {

@@ -40,6 +40,12 @@ public:
     // Read the mappings of `pid` again (after exec or dlopen). Keeps the
     // mappings read before when the process has exited.
     void refresh(int pid);
+    // The process has run exec: its old mappings are gone.
+    void clear(int pid);
+    // A code mapping the BPF side reported, for a process that may be gone
+    // before its /proc files are read. Opens the file now if it is new.
+    void add_mapping(int pid, std::uint64_t start, std::uint64_t end, std::uint64_t file_offset,
+                     std::uint64_t device, std::uint64_t inode);
     void forget(int pid);
 
 private:
