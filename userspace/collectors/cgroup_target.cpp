@@ -38,7 +38,7 @@ std::uint64_t inode_of(const fs::path& path) {
     return stat(path.c_str(), &status) == 0 ? status.st_ino : 0;
 }
 
-// Every v1 hierarchy mounted below `root`: the directories that hold
+// Every v1 hierarchy mounted below `root`: the directories that contain
 // cgroup.procs but are not the v2 mount. The memory controller's comes first.
 std::vector<fs::path> v1_mounts(const fs::path& root, const std::string& v2_mount) {
     std::vector<fs::path> mounts;
@@ -53,7 +53,7 @@ std::vector<fs::path> v1_mounts(const fs::path& root, const std::string& v2_moun
     return mounts;
 }
 
-// The mount that holds `directory`, or an empty path.
+// The mount that contains `directory`, or an empty path.
 fs::path mount_of(const fs::path& directory, const fs::path& root, const std::string& v2_mount) {
     std::string text = directory.string();
     if (!v2_mount.empty() && (text == v2_mount || text.starts_with(v2_mount + "/")))
@@ -188,10 +188,10 @@ std::string container_id_of(const std::string& name, const std::string& parent_n
 }
 
 CgroupTarget resolve_container(const std::string& id, const std::string& root) {
-    std::string wanted = id;
-    std::transform(wanted.begin(), wanted.end(), wanted.begin(),
+    std::string requested = id;
+    std::transform(requested.begin(), requested.end(), requested.begin(),
                    [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    if (!is_hex(wanted) || wanted.size() < kShortestContainerPrefix || wanted.size() > kContainerIdLength)
+    if (!is_hex(requested) || requested.size() < kShortestContainerPrefix || requested.size() > kContainerIdLength)
         throw Error(fmt::format("invalid container id '{}'", id),
                     "give the container id or a prefix of at least 12 hex digits, "
                     "as 'docker ps' or 'crictl ps' shows it");
@@ -216,7 +216,7 @@ CgroupTarget resolve_container(const std::string& id, const std::string& root) {
 
     std::vector<std::string> matches;
     for (const auto& [container, location] : containers) {
-        if (container.starts_with(wanted))
+        if (container.starts_with(requested))
             matches.push_back(container);
     }
     if (matches.size() == 1) {
@@ -247,8 +247,8 @@ CgroupTarget resolve_container(const std::string& id, const std::string& root) {
     std::size_t best = 0;
     std::map<std::size_t, std::vector<std::string>> by_shared;
     for (const auto& [container, location] : containers) {
-        auto [stop, unused] = std::mismatch(wanted.begin(), wanted.end(), container.begin());
-        std::size_t shared = static_cast<std::size_t>(stop - wanted.begin());
+        auto [stop, unused] = std::mismatch(requested.begin(), requested.end(), container.begin());
+        std::size_t shared = static_cast<std::size_t>(stop - requested.begin());
         by_shared[shared].push_back(container);
         best = std::max(best, shared);
     }

@@ -34,9 +34,9 @@ void add_trace_options(CLI::App& app, TraceCommandOptions& options) {
                    "Capacity of the per-site counter map, in sites")
         ->capture_default_str()
         ->check(CLI::Range(1024u, 1u << 24));
-    app.add_option("--max-stacks", options.trace.max_stacks,
-                   "Capacity of the stack map, in distinct stacks")
-        ->capture_default_str()
+    app.add_option("--max-stacks", options.max_stacks,
+                   "Capacity of the stack map, in distinct stacks (default 16384, and 65536 for "
+                   "--cgroup, --container and -a)")
         ->check(CLI::Range(1024u, 1u << 22));
     app.add_option("--max-live", options.trace.max_live_allocations,
                    "Capacity of the live-allocation map, in allocations")
@@ -99,6 +99,12 @@ void validate_trace_options(TraceCommandOptions& options) {
     options.trace.alloc_probes = options.all ? options.alloc_probes : !options.no_alloc_probes;
     options.trace.follow_children = !options.no_follow;
     options.trace.fault_sample_bytes = parse_fault_sample(options.fault_sample);
+    // Many processes bring many distinct stacks, and the stack map reports a
+    // hash collision, not a free slot, once it fills up.
+    bool many_processes = options.all || !options.cgroup.empty() || !options.container.empty();
+    options.trace.max_stacks = options.max_stacks != 0 ? options.max_stacks
+                               : many_processes       ? 65536
+                                                      : 16384;
     log::set_verbosity(options.verbosity);
 }
 

@@ -1,6 +1,7 @@
 // Options shared by the commands that trace: targets, probe layers and map sizes.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -19,6 +20,7 @@ struct TraceCommandOptions {
     bool no_alloc_probes = false;
     bool alloc_probes = false;
     std::string fault_sample = "256K";
+    std::uint32_t max_stacks = 0;  // 0: chosen by the kind of target
     bool no_follow = false;
     TraceOptions trace;
     int verbosity = 0;

@@ -136,9 +136,9 @@ void Tracer::add_process(int pid, bool add_to_target_map) {
         inspect_allocators(process);
         read_process_totals(process);
     } catch (const Error& error) {
-        // A process named with -p must be readable; in a cgroup or on the
-        // whole host, one that is not (another user namespace's init, for
-        // one) is left out and counted.
+        // A process named with -p must be readable. In a cgroup or on the
+        // whole host, one that is not (such as another user namespace's
+        // init) is left out and counted.
         if (options_.filter == MO_FILTER_PIDS)
             throw;
         log::info("process {} left out: {}", pid, error.what());
@@ -216,10 +216,10 @@ std::optional<AllocatorFile> Tracer::allocator_file(const MappedFile& mapped) {
 
 // For processes named with -p or started as a command, probes trap only in
 // those processes. For a cgroup or the whole host, one probe per file serves
-// every process that maps it, including processes that start later; only a
-// file that memobserve maps too (the host's libc, when a cgroup holds host
-// programs) keeps per-process probes in cgroup mode, so that the rest of the
-// host does not trap on every malloc.
+// every process that maps it, including processes that start later. In
+// cgroup mode, a file that memobserve maps too (the host's libc, when a
+// cgroup runs host programs) keeps per-process probes, so that the rest of
+// the host does not trap on every malloc.
 std::string Tracer::attach_allocator(const AllocatorFile& file, int pid) {
     bool per_process = options_.filter == MO_FILTER_PIDS ||
                        (options_.filter == MO_FILTER_CGROUP &&
