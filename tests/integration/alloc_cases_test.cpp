@@ -1,14 +1,18 @@
 // Allocation cases with known numbers, traced by memobserve with real BPF.
 #include <fcntl.h>
+#include <signal.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <fstream>
 #include <set>
+#include <thread>
 
 #include <catch2/catch.hpp>
 
 #include "harness.h"
+#include "snapshot_schema.h"
 
 using namespace memobserve::testing;
 using nlohmann::json;
@@ -222,4 +226,60 @@ TEST_CASE("page layers without allocator probes", "[integration][vm]") {
     CHECK(within(totals.at("resident_bytes").get<std::uint64_t>(), 384 * kMiB, 0.05));
     for (const auto& allocator : snapshot.at("processes").at(0).at("allocators"))
         CHECK(allocator.at("probed") == false);
+}
+
+TEST_CASE("overhead guard detaches the allocator probes", "[integration][overhead]") {
+    if (!have_root("overhead guard detaches the allocator probes"))
+        return;
+    // Four seconds of malloc and free pairs: the traps cost far more than
+    // the work, so the guard must trip within the first seconds; the 32 MiB
+    // mapped afterwards must still be measured.
+    Child target({workload("alloc_cases"), "churn", "4"});
+    REQUIRE(target.wait_for_line("ready"));
+    std::string output = temporary_path("guard.json");
+    Child tracer({memobserve_binary(), "snapshot", "-p", std::to_string(target.pid()), "--duration",
+                  "3600", "--max-overhead", "5", "-o", output});
+    REQUIRE(tracer.wait_for_stderr("memobserve: tracing"));
+    target.write_line("go");
+    REQUIRE(target.wait_for_line("done", 120));
+    std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+    tracer.signal(SIGINT);
+    REQUIRE(tracer.wait() == 0);
+    INFO("memobserve stderr: " << tracer.stderr_text());
+    check_snapshot_schema(output);
+    std::ifstream file(output);
+    json snapshot = json::parse(file);
+    unlink(output.c_str());
+
+    const json& overhead = snapshot.at("overhead");
+    CHECK(overhead.at("max_percent") == 5.0);
+    CHECK(overhead.at("probe_cost_ns").get<double>() > 100.0);
+    CHECK(overhead.at("tripped") == true);
+    CHECK(overhead.at("tripped_after_s").get<double>() < 3.5);
+    CHECK(overhead.at("last_percent").get<double>() > 5.0);
+    CHECK_THAT(tracer.stderr_text(), Catch::Contains("allocator probes detached"));
+    CHECK_THAT(tracer.stdout_text(), Catch::Contains("DETACHED"));
+
+    // The workload made millions of pairs; only those before the guard
+    // tripped were counted.
+    std::string text = target.stdout_text();
+    auto at = text.find("pairs ");
+    REQUIRE(at != std::string::npos);
+    std::uint64_t pairs = std::stoull(text.substr(at + 6));
+    std::uint64_t counted = sum_at(snapshot, "churn_then_map", "allocations");
+    CHECK(counted > 0);
+    CHECK(counted < pairs / 2);
+    CHECK(sum_at(snapshot, "map_after_churn", "mapped_bytes") == 32 * kMiB);
+    CHECK(sum_at(snapshot, "map_after_churn", "resident_bytes") >= 31 * kMiB);
+    target.close_stdin();
+}
+
+TEST_CASE("overhead guard off with none", "[integration][overhead]") {
+    if (!have_root("overhead guard off with none"))
+        return;
+    json snapshot =
+        snapshot_of_workload({workload("alloc_cases"), "churn", "2"}, {"--max-overhead", "none"});
+    CHECK(snapshot.at("overhead").at("max_percent") == 0.0);
+    CHECK(snapshot.at("overhead").at("tripped") == false);
+    CHECK(sum_at(snapshot, "churn_then_map", "allocations") > 10000);
 }

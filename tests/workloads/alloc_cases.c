@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "workload_protocol.h"
@@ -167,10 +168,36 @@ __attribute__((noinline)) void descend(int level, unsigned path)
 	__asm__ volatile("" ::: "memory"); /* keep the calls from becoming jumps */
 }
 
+__attribute__((noinline)) void map_after_churn(void)
+{
+	char *block = mmap(NULL, 32 * MiB, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	memset(block, 1, 32 * MiB);
+	kept[20] = block;
+}
+
 static void run_paths(unsigned count)
 {
 	for (unsigned path = 0; path < count; path++)
 		descend(0, path);
+}
+
+/* Small malloc and free pairs for `seconds`, then 32 MiB mapped and
+ * written: a target whose allocator probes cost more than its own work. */
+__attribute__((noinline)) void churn_then_map(int seconds)
+{
+	time_t end = time(NULL) + seconds;
+	unsigned long pairs = 0;
+
+	while (time(NULL) < end) {
+		for (int i = 0; i < 1000; i++) {
+			sink = malloc(32);
+			free(sink);
+		}
+		pairs += 1000;
+	}
+	printf("pairs %lu\n", pairs);
+	map_after_churn();
 }
 
 int main(int argc, char **argv)
@@ -190,6 +217,8 @@ int main(int argc, char **argv)
 		run_edges();
 	else if (!strcmp(name, "leak-threads"))
 		run_leak_threads();
+	else if (!strcmp(name, "churn"))
+		churn_then_map(argc > 2 ? atoi(argv[2]) : 4);
 	else if (!strcmp(name, "paths"))
 		run_paths(argc > 2 ? (unsigned)atoi(argv[2]) : 50000);
 	else {

@@ -47,6 +47,11 @@ void add_trace_options(CLI::App& app, TraceCommandOptions& options) {
                    "(suffixes K, M, G: powers of 1024), or 'exact' for a stack on every fault. "
                    "Every fault is counted either way")
         ->capture_default_str();
+    app.add_option("--max-overhead", options.max_overhead,
+                   "Detach the allocator probes when they take more than this percentage of the "
+                   "traced processes' CPU time (estimated from the measured cost of one probe "
+                   "hit); mapped, faulted and resident go on. 'none' turns the guard off")
+        ->capture_default_str();
     app.add_flag("-v,--verbose", options.verbosity,
                  "More messages: -v for progress, -vv for BPF loader details");
 }
@@ -79,6 +84,22 @@ std::uint64_t parse_fault_sample(const std::string& text) {
     return bytes;
 }
 
+double parse_max_overhead(const std::string& text) {
+    if (text == "none")
+        return 0;
+    double percent = 0;
+    std::size_t end = 0;
+    try {
+        percent = std::stod(text, &end);
+    } catch (const std::exception&) {
+        end = 0;
+    }
+    if (end == 0 || end != text.size() || !(percent > 0) || percent > 100)
+        throw Error(fmt::format("invalid --max-overhead value '{}'", text),
+                    "give a percentage above 0 and up to 100, such as 5 or 0.5, or 'none'");
+    return percent;
+}
+
 }  // namespace
 
 void validate_trace_options(TraceCommandOptions& options) {
@@ -99,6 +120,7 @@ void validate_trace_options(TraceCommandOptions& options) {
     options.trace.alloc_probes = options.all ? options.alloc_probes : !options.no_alloc_probes;
     options.trace.follow_children = !options.no_follow;
     options.trace.fault_sample_bytes = parse_fault_sample(options.fault_sample);
+    options.trace.max_overhead_percent = parse_max_overhead(options.max_overhead);
     // Many processes bring many distinct stacks, and the stack map reports a
     // hash collision, not a free slot, once it fills up.
     bool many_processes = options.all || !options.cgroup.empty() || !options.container.empty();

@@ -20,6 +20,7 @@ struct TraceCommandOptions {
     bool no_alloc_probes = false;
     bool alloc_probes = false;
     std::string fault_sample = "256K";
+    std::string max_overhead = "5";
     std::uint32_t max_stacks = 0;  // 0: chosen by the kind of target
     bool no_follow = false;
     TraceOptions trace;

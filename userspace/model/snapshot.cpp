@@ -249,6 +249,12 @@ json to_json(const Snapshot& snapshot) {
         {"cgroups", json::array()},
         {"alloc_probes", snapshot.alloc_probes},
         {"fault_sample_bytes", snapshot.fault_sample_bytes},
+        {"overhead",
+         {{"max_percent", snapshot.overhead.max_percent},
+          {"probe_cost_ns", snapshot.overhead.probe_cost_ns},
+          {"last_percent", snapshot.overhead.last_percent},
+          {"tripped", snapshot.overhead.tripped},
+          {"tripped_after_s", snapshot.overhead.tripped_after_s}}},
         {"alloc_probe_hits", snapshot.alloc_probe_hits},
         {"untracked_frees", snapshot.untracked_frees},
         {"processes", json::array()},
@@ -298,6 +304,14 @@ Snapshot snapshot_from_json(const json& document) {
         snapshot.host.page_size = document.at("host").at("page_size").get<std::uint64_t>();
         snapshot.alloc_probes = document.value("alloc_probes", true);
         snapshot.fault_sample_bytes = document.value("fault_sample_bytes", std::uint64_t{0});
+        if (document.contains("overhead")) {
+            const json& overhead = document.at("overhead");
+            snapshot.overhead.max_percent = overhead.at("max_percent").get<double>();
+            snapshot.overhead.probe_cost_ns = overhead.at("probe_cost_ns").get<double>();
+            snapshot.overhead.last_percent = overhead.at("last_percent").get<double>();
+            snapshot.overhead.tripped = overhead.at("tripped").get<bool>();
+            snapshot.overhead.tripped_after_s = overhead.at("tripped_after_s").get<double>();
+        }
         snapshot.alloc_probe_hits = document.value("alloc_probe_hits", std::uint64_t{0});
         snapshot.untracked_frees = document.value("untracked_frees", std::uint64_t{0});
         if (document.contains("target")) {

@@ -143,6 +143,17 @@ struct Drops {
     std::uint64_t total() const;
 };
 
+// The overhead guard: the measured cost of a probe hit, the share of the
+// targets' CPU time the hits took, and whether that share passed the budget
+// and the allocator probes were detached.
+struct OverheadInfo {
+    double max_percent = 0;      // --max-overhead; 0 when the guard is off
+    double probe_cost_ns = 0;    // one probe hit, measured at start-up; 0 when not measured
+    double last_percent = 0;     // share of the targets' CPU in the last interval
+    bool tripped = false;        // the allocator probes were detached
+    double tripped_after_s = 0;  // seconds of tracing before that
+};
+
 struct HostInfo {
     std::string kernel;
     std::uint64_t page_size = 4096;
@@ -161,6 +172,7 @@ struct Snapshot {
     std::uint64_t untracked_frees = 0;   // frees of blocks allocated before attaching
     std::uint64_t alloc_probe_hits = 0;  // allocator probe runs while tracing
     bool alloc_probes = true;            // false with --no-alloc-probes
+    OverheadInfo overhead;
     // The fault layer takes a user stack once per this many bytes faulted
     // in a process, and charges it the bytes since the last one; 0 when
     // every fault took its stack.

@@ -267,6 +267,12 @@ void BpfSession::attach_step_probe(const std::string& open_path, std::uint64_t f
     process_links_[pid].emplace_back(link);
 }
 
+void BpfSession::detach_allocator_probes() {
+    uprobe_links_.clear();
+    process_links_.clear();
+    probed_files_.clear();
+}
+
 void BpfSession::detach_process(int pid) {
     process_links_.erase(pid);
     std::erase_if(probed_files_, [pid](const auto& probed) { return std::get<2>(probed) == pid; });

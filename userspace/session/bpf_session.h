@@ -35,6 +35,9 @@ struct TraceOptions {
     // Bytes faulted per process between two user stacks of the fault layer;
     // 0 takes a stack on every fault.
     std::uint64_t fault_sample_bytes = 256 * 1024;
+    // Detach the allocator probes when they take more than this share of
+    // the targets' CPU time, in percent; 0 turns the guard off.
+    double max_overhead_percent = 5;
 };
 
 class BpfSession {
@@ -61,6 +64,9 @@ public:
     bool has_allocator_probes(const AllocatorFile& file, int pid) const;
     // Detach the probes attached for process `pid` alone, once it has exited.
     void detach_process(int pid);
+    // Detach every allocator probe (the overhead guard); the tracepoint
+    // layers stay.
+    void detach_allocator_probes();
 
     // Attach the no-op probe at `file_offset` of the file at `open_path` for
     // process `pid`. See attach_step_probes() in tracer.cpp for why.

@@ -14,6 +14,7 @@
 #include "collectors/cgroup.h"
 #include "collectors/pagemap.h"
 #include "collectors/procfs.h"
+#include "session/overhead.h"
 #include "util/error.h"
 #include "util/log.h"
 
@@ -85,6 +86,11 @@ Tracer::Tracer(const TargetSpec& targets, const TraceOptions& options)
         command_ = std::make_unique<LaunchedCommand>(targets.command);
 
     bpf_ = std::make_unique<BpfSession>(options_);
+    if (options_.alloc_probes && options_.max_overhead_percent > 0) {
+        overhead_.max_percent = options_.max_overhead_percent;
+        overhead_.probe_cost_ns = measure_probe_cost_ns(*bpf_);
+        log::info("one allocator probe hit costs about {:.0f} ns here", overhead_.probe_cost_ns);
+    }
     for (int pid : initial) {
         add_process(pid, options_.filter == MO_FILTER_PIDS);
         if (options_.alloc_probes)
@@ -129,6 +135,7 @@ void Tracer::add_process(int pid, bool add_to_target_map) {
         bpf_->add_target(pid);
     ProcessState& process = processes_[pid];
     process.info.pid = pid;
+    cpu_seconds_[pid] = process_cpu_seconds(pid);
     try {
         process.info.nspid = read_nspid(pid).value_or(0);
         process.info.comm = read_comm(pid).value_or("");
@@ -258,7 +265,9 @@ void Tracer::inspect_allocators(ProcessState& process) {
                                       [](const auto& function) { return function.name == "malloc"; });
         info.kind = has_malloc ? "malloc" : "operator new";
         info.note.clear();
-        if (!options_.alloc_probes) {
+        if (overhead_.tripped) {
+            info.note = "allocator probes detached: over --max-overhead";
+        } else if (!options_.alloc_probes) {
             info.note = "allocator probes off (--no-alloc-probes)";
         } else {
             std::string failure = attach_allocator(*file, process.info.pid);
@@ -409,10 +418,44 @@ void Tracer::tick() {
     std::uint64_t hits = bpf_->read_stat(MO_STAT_ALLOC_PROBE_HITS);
     if (seconds > 0)
         probe_hit_rate_ = static_cast<double>(hits - last_probe_hits_) / seconds;
+    check_overhead(hits - last_probe_hits_);
     last_probe_hits_ = hits;
     last_tick_ = now;
     if (command_)
         command_->poll_exit();
+}
+
+// The traps of the probes run as the targets' system time, so their share of
+// the targets' CPU time over the interval is hits x cost / CPU time. Past the
+// budget, the allocator probes go and the page-level layers stay.
+void Tracer::check_overhead(std::uint64_t probe_hits) {
+    double cpu_seconds = 0;
+    for (const auto& [pid, process] : processes_) {
+        if (process.info.exited)
+            continue;
+        double now = process_cpu_seconds(pid);
+        auto [previous, added] = cpu_seconds_.emplace(pid, now);
+        if (!added) {
+            cpu_seconds += std::max(0.0, now - previous->second);
+            previous->second = now;
+        }
+    }
+    if (overhead_.probe_cost_ns <= 0 || overhead_.tripped)
+        return;
+    overhead_.last_percent = probe_share_percent(probe_hits, overhead_.probe_cost_ns, cpu_seconds);
+    log::debug("probe hits {} in {:.2f} CPU seconds: {:.1f}%", probe_hits, cpu_seconds, overhead_.last_percent);
+    // Below a tenth of a CPU second the share is too noisy to act on.
+    if (overhead_.max_percent <= 0 || cpu_seconds < 0.1 || overhead_.last_percent <= overhead_.max_percent)
+        return;
+    bpf_->detach_allocator_probes();
+    options_.alloc_probes = false;
+    overhead_.tripped = true;
+    overhead_.tripped_after_s =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
+    log::warning("allocator probes detached: they took about {:.1f}% of the traced processes' CPU "
+                 "time, over --max-overhead {}%; allocated and live stop here, mapped, faulted and "
+                 "resident go on",
+                 overhead_.last_percent, overhead_.max_percent);
 }
 
 void Tracer::measure_residency(const std::vector<std::pair<mo_live_key, mo_live_value>>& live) {
@@ -490,8 +533,10 @@ Snapshot Tracer::snapshot() {
         std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
     snapshot.host.kernel = kernel_release();
     snapshot.host.page_size = page_size_;
-    snapshot.alloc_probes = options_.alloc_probes;
+    // Probes detached by the guard were on: the header says what happened.
+    snapshot.alloc_probes = options_.alloc_probes || overhead_.tripped;
     snapshot.fault_sample_bytes = options_.fault_sample_bytes;
+    snapshot.overhead = overhead_;
     snapshot.target = target_info();
     snapshot.cgroups = target_cgroups();
     snapshot.drops = bpf_->read_drops();

@@ -55,6 +55,7 @@ public:
     // Exit status of the traced command, once it has ended.
     std::optional<int> command_exit_status();
     double probe_hit_rate() const { return probe_hit_rate_; }
+    const OverheadInfo& overhead() const { return overhead_; }
     std::chrono::steady_clock::time_point started() const { return started_; }
 
 private:
@@ -80,6 +81,7 @@ private:
     void measure_residency(const std::vector<std::pair<mo_live_key, mo_live_value>>& live);
     void handle_event(const mo_event& event);
     void settle_symbols();
+    void check_overhead(std::uint64_t probe_hits);
     std::vector<Frame> frames_of(const SiteId& site);
 
     TargetSpec targets_;
@@ -104,6 +106,8 @@ private:
     std::chrono::steady_clock::time_point last_tick_;
     std::uint64_t last_probe_hits_ = 0;
     double probe_hit_rate_ = 0;
+    OverheadInfo overhead_;
+    std::map<int, double> cpu_seconds_;  // per process, at the last tick
 };
 
 }  // namespace memobserve

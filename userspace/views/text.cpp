@@ -337,10 +337,23 @@ std::string render_header(const Snapshot& snapshot, const TableOptions& options)
                         totals.allocations == 1 ? "call" : "calls",
                         format_bytes(totals.live_bytes), format_bytes(totals.mapped_bytes),
                         format_bytes(totals.faulted_bytes), format_bytes(totals.resident_bytes));
-    if (!snapshot.alloc_probes)
+    const OverheadInfo& overhead = snapshot.overhead;
+    if (!snapshot.alloc_probes) {
         text += "allocator probes: off (--no-alloc-probes): allocated and live are not measured\n";
-    else if (options.probe_hit_rate >= 0)
-        text += fmt::format("allocator probe hits: {:.0f}/s\n", options.probe_hit_rate);
+    } else if (overhead.tripped) {
+        text += fmt::format("allocator probes: DETACHED after {:.1f}s: they took about {:.1f}% of the "
+                            "traced processes' CPU time, over --max-overhead {}%; allocated and live "
+                            "stop there, the other layers go on\n",
+                            overhead.tripped_after_s, overhead.last_percent, overhead.max_percent);
+    } else if (options.probe_hit_rate >= 0) {
+        text += fmt::format("allocator probe hits: {:.0f}/s", options.probe_hit_rate);
+        if (overhead.probe_cost_ns > 0)
+            text += fmt::format(", about {:.1f}% of the traced processes' CPU time ({:.1f} us per hit)",
+                                overhead.last_percent, overhead.probe_cost_ns / 1000);
+        if (overhead.max_percent > 0)
+            text += fmt::format("; detached above {}% (--max-overhead)", overhead.max_percent);
+        text += "\n";
+    }
     if (snapshot.fault_sample_bytes != 0)
         text += fmt::format("faults: all counted; one stack per {} faulted per process, so FAULTED "
                             "per site is a sample (--fault-sample exact for a stack on every fault)\n",
