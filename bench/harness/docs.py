@@ -1,0 +1,83 @@
+"""The "## Overhead" section of docs/performance.md, rewritten from a run.
+Other sections of the file stay as they are."""
+
+import pathlib
+import re
+
+from . import report
+from .setup import OBSERVERS, Sizes
+
+SECTION_HEADING = "## Overhead"
+
+
+def section(comparisons, cost, checks, host, command, sizes: Sizes, finished_at: str) -> str:
+    observers = "\n".join(f"- **{observer.name}**: {observer.description}."
+                          for observer in OBSERVERS)
+    target_rows = [[check.target, check.workload, check.observer, check.measured,
+                    report.verdict(check.passed)] for check in checks]
+    parts = [
+        SECTION_HEADING,
+        "",
+        f"Measured with `{command}`, finished {finished_at}.",
+        "",
+        f"Machine: {report.machine_line(host)}.",
+        "",
+        "How the numbers are made:",
+        "",
+        "- Each workload times its own measured loop (wall clock, and the CPU time of "
+        "all its threads from getrusage) and prints it, so the start-up and teardown "
+        "of an observer are not counted.",
+        f"- For each observer, every round runs the same workload command bare and "
+        f"observed, in an order that flips each round; {sizes.rounds} rounds. Bare runs "
+        "are paired with the observer they sit next to.",
+        "- ratio: median observed wall time over median bare wall time. CPU ns/op: "
+        "median over runs of the process's CPU time divided by its operations "
+        "(for 4 threads this is CPU time, not wall time, per pair).",
+        f"- The malloc loops run {sizes.pairs_trapped} pairs under observers that take a "
+        f"uprobe trap on every allocator call (memobserve, empty uprobes, bpftrace "
+        f"equivalent) and {sizes.pairs_untrapped} pairs under the others, so that trapped "
+        "runs stay short and untrapped ones long enough to time. Each ratio compares "
+        "runs of equal size.",
+        "",
+        "Observers:",
+        "",
+        observers,
+        "",
+        "### Workloads under each observer",
+        "",
+        report.markdown_table(report.HEADERS, report.comparison_rows(comparisons, checks)),
+        "",
+        "### Targets",
+        "",
+        report.markdown_table(["target", "workload", "observer", "measured", "result"],
+                              target_rows),
+        "",
+    ]
+    if cost is not None:
+        parts += [
+            "### memobserve's own cost with 10000 live sites",
+            "",
+            "The many_sites workload allocates one block at each of 10000 call sites "
+            "after `memobserve top -p PID --interval 1` has attached, then idles. CPU is "
+            "utime + stime from /proc/PID/stat over the window, which starts after the "
+            "first refresh that shows every site; memory is VmRSS and VmHWM from "
+            "/proc/PID/status at its end.",
+            "",
+            report.markdown_table(["measure", "value"], report.self_cost_rows(cost, checks)),
+            "",
+        ]
+    return "\n".join(parts)
+
+
+def update(path: pathlib.Path, new_section: str) -> None:
+    """Replace the Overhead section of `path`, from its heading to the next
+    heading of the same level, or append it when the file has none."""
+    text = path.read_text() if path.exists() else "# Performance\n"
+    pattern = re.compile(rf"^{re.escape(SECTION_HEADING)}\n.*?(?=^## |\Z)", re.S | re.M)
+    replacement = new_section.rstrip("\n") + "\n\n"
+    if pattern.search(text):
+        text = pattern.sub(lambda _: replacement, text, count=1)
+    else:
+        text = text.rstrip("\n") + "\n\n" + replacement
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text.rstrip("\n") + "\n")
