@@ -28,11 +28,17 @@ def section(comparisons, cost, checks, host, command, sizes: Sizes, finished_at:
         "all its threads from getrusage) and prints it, so the start-up and teardown "
         "of an observer are not counted.",
         f"- For each observer, every round runs the same workload command bare and "
-        f"observed, in an order that flips each round; {sizes.rounds} rounds. Bare runs "
+        f"observed, in an order that flips each round (rounds: {sizes.rounds}). Bare runs "
         "are paired with the observer they sit next to.",
-        "- ratio: median observed wall time over median bare wall time. CPU ns/op: "
-        "median over runs of the process's CPU time divided by its operations "
-        "(for 4 threads this is CPU time, not wall time, per pair).",
+        "- ratio: median observed wall time over median bare wall time. CPU ratio: the "
+        "same with the process's CPU time, which includes the BPF programs and uprobe "
+        "traps that run in the target's context, and which other load on the machine "
+        "disturbs less. CPU ns/op: median over runs of the CPU time divided by the "
+        "operations (for 4 threads this is CPU time, not wall time, per pair).",
+        "- bare spread: (slowest - fastest) / median of the bare runs. A ratio closer "
+        "to 1 than this spread is within the noise of the run.",
+        "- A --no-alloc-probes target holds only when both the wall and the CPU ratio "
+        "hold. The full-mode target compares CPU ns per pair with the empty uprobes'.",
         f"- The malloc loops run {sizes.pairs_trapped} pairs under observers that take a "
         f"uprobe trap on every allocator call (memobserve, empty uprobes, bpftrace "
         f"equivalent) and {sizes.pairs_untrapped} pairs under the others, so that trapped "

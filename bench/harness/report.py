@@ -14,7 +14,8 @@ from .self_cost import SelfCost
 from .targets import TargetCheck
 
 HEADERS = ["workload", "observer", "runs", "operations", "median s", "bare median s",
-           "ratio", "CPU ratio", "CPU ns/op", "bare CPU ns/op", "target", "result"]
+           "bare spread", "ratio", "CPU ratio", "CPU ns/op", "bare CPU ns/op", "target",
+           "result"]
 
 
 def verdict(passed: bool | None) -> str:
@@ -34,8 +35,8 @@ def comparison_rows(comparisons: list[Comparison], checks: list[TargetCheck]) ->
                            if check.passed is not None)
         if comparison.failure or not comparison.observed:
             reason = comparison.failure or "failed: no run finished"
-            rows.append([comparison.workload, comparison.observer, "0", "", "", "", reason,
-                         "", "", "", target, verdict(None) if target else ""])
+            rows.append([comparison.workload, comparison.observer, "0", "", "", "", "",
+                         reason, "", "", "", target, verdict(None) if target else ""])
             continue
         observed, bare = comparison.observed, comparison.baseline
         rows.append([
@@ -45,6 +46,7 @@ def comparison_rows(comparisons: list[Comparison], checks: list[TargetCheck]) ->
             f"{comparison.operations} {comparison.unit}s",
             f"{comparison.median_wall_seconds(observed):.4f}",
             f"{comparison.median_wall_seconds(bare):.4f}",
+            f"{100 * comparison.baseline_spread:.0f}%",
             f"{comparison.ratio:.3f}x",
             f"{comparison.cpu_ratio:.3f}x",
             f"{comparison.median_cpu_ns_per_operation(observed):.0f}",

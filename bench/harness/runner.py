@@ -56,6 +56,13 @@ class Comparison:
         return self.median_wall_seconds(self.observed) / self.median_wall_seconds(self.baseline)
 
     @property
+    def baseline_spread(self) -> float:
+        """(slowest - fastest) / median of the bare wall times: the noise that
+        any ratio of this comparison carries."""
+        walls = [run.wall_ns for run in self.baseline]
+        return (max(walls) - min(walls)) / statistics.median(walls)
+
+    @property
     def cpu_ratio(self) -> float:
         """Median observed CPU time over median baseline CPU time."""
         return (self.median_cpu_ns_per_operation(self.observed) /
@@ -73,7 +80,7 @@ def parse_result(stdout: str) -> RunResult:
 
 
 def failure_reason(stderr: str) -> str:
-    """Pick the line of `stderr` that best says why a run failed."""
+    """Pick the line of `stderr` that most likely names the cause of a failed run."""
     lines = [line.strip() for line in stderr.splitlines() if line.strip()]
     # bpftrace warns about RLIMIT_MEMLOCK on every start, even when it works.
     lines = [line for line in lines if "RLIMIT_MEMLOCK" not in line]

@@ -36,7 +36,7 @@ class Sizes:
     self_cost_seconds: float
 
 
-FULL = Sizes(rounds=5, pairs_trapped=50_000, pairs_untrapped=20_000_000,
+FULL = Sizes(rounds=5, pairs_trapped=50_000, pairs_untrapped=10_000_000,
              first_touch_mib=1024, churn_cycles=100_000, python_rounds=50,
              self_cost_seconds=20.0)
 QUICK = Sizes(rounds=3, pairs_trapped=10_000, pairs_untrapped=2_000_000,
@@ -75,7 +75,7 @@ class Observer:
 
 
 def bpftrace_command(script: str, workload: list[str]) -> list[str]:
-    # bpftrace -c splits its command at spaces and knows no quoting.
+    # bpftrace -c splits its command at spaces and has no quoting.
     if any(any(character.isspace() for character in argument) for argument in workload):
         raise ValueError(f"bpftrace -c cannot run a command with spaces in an argument: {workload}")
     return ["bpftrace", str(OBSERVER_SCRIPTS / script), "-c", " ".join(workload)]

@@ -1,6 +1,6 @@
 /* Page faults: map anonymous memory and write one byte per page.
  * Usage: first_touch MIB (default 1024)
- * The mapping asks for 4 KiB pages (MADV_NOHUGEPAGE), so that every page is
+ * The mapping requests 4 KiB pages (MADV_NOHUGEPAGE), so that every page is
  * one fault whatever the machine's transparent huge page setting. Only the
  * writing loop is timed, not mmap or munmap. */
 #define _GNU_SOURCE

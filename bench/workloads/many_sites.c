@@ -4,7 +4,7 @@
  * are 10000 call sites below 100 distinct caller stacks.
  *
  * Protocol on stdin and stdout: print "waiting", read one line, allocate and
- * write one block per site (1 to 4 KiB, about 25 MiB in all), print
+ * write one block per site (1 to 4 KiB, about 24 MiB in all), print
  * "allocated", then idle until stdin closes. */
 #include <stdio.h>
 #include <stdlib.h>
