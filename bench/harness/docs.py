@@ -8,6 +8,7 @@ from . import report
 from .setup import OBSERVERS, Sizes
 
 SECTION_HEADING = "## Overhead"
+ANALYSIS_HEADING = "### Analysis"
 
 
 def section(comparisons, cost, checks, host, command, sizes: Sizes, finished_at: str) -> str:
@@ -41,9 +42,11 @@ def section(comparisons, cost, checks, host, command, sizes: Sizes, finished_at:
         "hold. The full-mode target compares CPU ns per pair with the empty uprobes'.",
         f"- The malloc loops run {sizes.pairs_trapped} pairs under observers that take a "
         f"uprobe trap on every allocator call (memobserve, empty uprobes, bpftrace "
-        f"equivalent) and {sizes.pairs_untrapped} pairs under the others, so that trapped "
-        "runs stay short and untrapped ones long enough to time. Each ratio compares "
+        f"equivalent) and {sizes.pairs_untrapped} pairs under the others. So trapped runs "
+        "stay short, and untrapped ones are long enough to time. Each ratio compares "
         "runs of equal size.",
+        "- Other work on the machine during a run moves the bare times too, and the "
+        "bare spread column shows by how much.",
         "",
         "Observers:",
         "",
@@ -77,11 +80,18 @@ def section(comparisons, cost, checks, host, command, sizes: Sizes, finished_at:
 
 def update(path: pathlib.Path, new_section: str) -> None:
     """Replace the Overhead section of `path`, from its heading to the next
-    heading of the same level, or append it when the file has none."""
+    heading of the same level, or append it when the file has none. A
+    hand-written "### Analysis" subsection of the old section is kept at the
+    end of the new one."""
     text = path.read_text() if path.exists() else "# Performance\n"
     pattern = re.compile(rf"^{re.escape(SECTION_HEADING)}\n.*?(?=^## |\Z)", re.S | re.M)
     replacement = new_section.rstrip("\n") + "\n\n"
-    if pattern.search(text):
+    old_section = pattern.search(text)
+    if old_section:
+        analysis = re.search(rf"^{re.escape(ANALYSIS_HEADING)}\n.*?(?=^### |\Z)",
+                             old_section.group(0), re.S | re.M)
+        if analysis:
+            replacement += analysis.group(0).rstrip("\n") + "\n\n"
         text = pattern.sub(lambda _: replacement, text, count=1)
     else:
         text = text.rstrip("\n") + "\n\n" + replacement
