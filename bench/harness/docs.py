@@ -69,8 +69,9 @@ def section(comparisons, cost, checks, host, command, sizes: Sizes, finished_at:
             "The many_sites workload allocates one block at each of 10000 call sites "
             "after `memobserve top -p PID --interval 1` has attached, then idles. CPU is "
             "utime + stime from /proc/PID/stat over the window, which starts after the "
-            "first refresh that shows every site; memory is VmRSS and VmHWM from "
-            "/proc/PID/status at its end.",
+            "first refresh that shows every site. Memory is VmRSS and VmHWM from "
+            "/proc/PID/status at its end, and the memlock bytes of its BPF maps from "
+            "/proc/PID/fdinfo, which are kernel memory outside VmRSS.",
             "",
             report.markdown_table(["measure", "value"], report.self_cost_rows(cost, checks)),
             "",

@@ -76,6 +76,7 @@ def self_cost_rows(cost: SelfCost, checks: list[TargetCheck]) -> list[list[str]]
                                     f"{cost.peak_resident_mib:.1f} MiB: "
                                     f"{verdict(memory_check.passed) if memory_check else ''} "
                                     "(target < 100 MiB)"],
+        ["BPF maps (kernel memory, not in VmRSS)", f"{cost.bpf_map_mib:.1f} MiB"],
         ["stack map capacity", f"--max-stacks {cost.max_stacks}"],
     ]
 

@@ -32,6 +32,7 @@ class SelfCost:
     cpu_seconds_whole_run: float = 0.0
     resident_mib: float = 0.0  # VmRSS at the end of the window
     peak_resident_mib: float = 0.0  # VmHWM
+    bpf_map_mib: float = 0.0  # kernel memory of its BPF maps, not part of VmRSS
     refreshes: int = 0  # in the measured window
     sites_shown: int = 0  # site rows of the last refresh, with the "more sites" it counts
     traced_reported: str = ""  # the live view's "traced:" line of its last refresh
@@ -55,6 +56,24 @@ def status_mib(pid: int, field: str) -> float:
             if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
     raise ValueError(f"no {field} in /proc/{pid}/status")
+
+
+def bpf_map_mib(pid: int) -> float:
+    """Sum the "memlock" bytes that /proc/PID/fdinfo shows for each BPF map
+    file descriptor of `pid`."""
+    total = 0
+    fd_directory = pathlib.Path(f"/proc/{pid}/fd")
+    for fd in fd_directory.iterdir():
+        try:
+            if os.readlink(fd) != "anon_inode:bpf-map":
+                continue
+            info = pathlib.Path(f"/proc/{pid}/fdinfo/{fd.name}").read_text()
+        except OSError:
+            continue  # closed since the directory was listed
+        for line in info.splitlines():
+            if line.startswith("memlock:"):
+                total += int(line.split()[1])
+    return total / (1 << 20)
 
 
 def read_lines(stream, lines: queue.Queue) -> None:
@@ -145,6 +164,7 @@ def measure(window_seconds: float, max_stacks: int, scratch: pathlib.Path) -> Se
         result.cpu_percent_whole_run = 100 * window_end_cpu / (window_end - started)
         result.resident_mib = status_mib(observer.pid, "VmRSS")
         result.peak_resident_mib = status_mib(observer.pid, "VmHWM")
+        result.bpf_map_mib = bpf_map_mib(observer.pid)
         collect_view_lines(lines, result)
     except (OSError, RuntimeError, TimeoutError, EOFError, ValueError) as error:
         error_log.seek(0)
