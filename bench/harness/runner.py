@@ -3,6 +3,7 @@
 import dataclasses
 import os
 import pathlib
+import signal
 import statistics
 import subprocess
 import sys
@@ -94,19 +95,25 @@ def run_once(command: list[str], environment: dict, scratch: pathlib.Path) -> Ru
     """Run `command` to completion and return its result line."""
     scratch.mkdir(parents=True, exist_ok=True)
     try:
-        completed = subprocess.run(command, cwd=scratch, env={**os.environ, **environment},
-                                   stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                                   timeout=RUN_TIMEOUT_SECONDS)
-    except subprocess.TimeoutExpired as error:
-        raise RunFailed(f"timed out after {RUN_TIMEOUT_SECONDS} s") from error
+        # A session of its own, so that a timeout ends the observer and the
+        # workload it started.
+        process = subprocess.Popen(command, cwd=scratch, env={**os.environ, **environment},
+                                   stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True, start_new_session=True)
     except OSError as error:
         raise RunFailed(f"failed to start {command[0]}: {error.strerror}") from error
-    if completed.returncode != 0:
-        raise RunFailed(f"exit status {completed.returncode}: {failure_reason(completed.stderr)}")
     try:
-        return parse_result(completed.stdout)
+        stdout, stderr = process.communicate(timeout=RUN_TIMEOUT_SECONDS)
+    except subprocess.TimeoutExpired as error:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+        raise RunFailed(f"timed out after {RUN_TIMEOUT_SECONDS} s") from error
+    if process.returncode != 0:
+        raise RunFailed(f"exit status {process.returncode}: {failure_reason(stderr)}")
+    try:
+        return parse_result(stdout)
     except RunFailed as error:
-        raise RunFailed(f"{error}: {failure_reason(completed.stderr)}") from error
+        raise RunFailed(f"{error}: {failure_reason(stderr)}") from error
 
 
 def log(message: str) -> None:
