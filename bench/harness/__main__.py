@@ -23,7 +23,7 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
         description="Measure what memobserve and other tracers cost a workload, side by side "
                     "with unobserved runs, and memobserve's own CPU and memory.")
     parser.add_argument("--quick", action="store_true",
-                        help="fewer rounds and smaller workloads (about 3 minutes instead of 10)")
+                        help="fewer rounds and smaller workloads (about 4 minutes instead of 8 to 10)")
     parser.add_argument("--rounds", type=int, metavar="N",
                         help="observed runs (each beside a bare run) per workload and observer "
                              "(default: 5, or 3 with --quick)")
