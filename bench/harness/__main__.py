@@ -1,0 +1,113 @@
+"""Command line of the overhead benchmark: python3 -m harness [options].
+bench/run installs the tools, builds, and calls this as root."""
+
+import argparse
+import json
+import pathlib
+import shlex
+import sys
+import tempfile
+
+from . import docs, report, runner, self_cost, setup, targets
+
+DEFAULT_JSON = setup.REPOSITORY / "bench" / "results" / "latest.json"
+QUICK_JSON = setup.REPOSITORY / "bench" / "results" / "quick.json"
+DEFAULT_DOCS = setup.REPOSITORY / "docs" / "performance.md"
+# A stack map with room for 10000 stacks and few hash collisions.
+SELF_COST_MAX_STACKS = 262144
+
+
+def parse_arguments(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="bench/run",
+        description="Measure what memobserve and other tracers cost a workload, side by side "
+                    "with unobserved runs, and memobserve's own CPU and memory.")
+    parser.add_argument("--quick", action="store_true",
+                        help="fewer rounds and smaller workloads (about 4 minutes instead of 8 to 10)")
+    parser.add_argument("--rounds", type=int, metavar="N",
+                        help="observed runs (each beside a bare run) per workload and observer "
+                             "(default: 5, or 3 with --quick)")
+    parser.add_argument("--json", type=pathlib.Path, metavar="PATH",
+                        help=f"where to write the results as JSON (default: {DEFAULT_JSON}, "
+                             f"or {QUICK_JSON} with --quick)")
+    parser.add_argument("--update-docs", nargs="?", const=DEFAULT_DOCS, type=pathlib.Path,
+                        metavar="PATH",
+                        help=f"rewrite the Overhead section of PATH (default: {DEFAULT_DOCS})")
+    parser.add_argument("--workload", action="append", metavar="TEXT",
+                        help="run only workloads whose name contains TEXT (repeatable)")
+    parser.add_argument("--observer", action="append", metavar="TEXT",
+                        help="run only observers whose name contains TEXT (repeatable)")
+    parser.add_argument("--no-self-cost", action="store_true",
+                        help="skip the measure of memobserve's own CPU and memory")
+    parser.add_argument("--self-cost-max-stacks", type=int, default=SELF_COST_MAX_STACKS,
+                        metavar="N",
+                        help="memobserve --max-stacks for the self-cost measure, in stacks "
+                             f"(default: {SELF_COST_MAX_STACKS})")
+    arguments = parser.parse_args(argv)
+    if arguments.rounds is not None and arguments.rounds < 1:
+        parser.error(f"invalid --rounds {arguments.rounds}: expected 1 or more")
+    return arguments
+
+
+def selected(names: list[str] | None, name: str) -> bool:
+    return names is None or any(text in name for text in names)
+
+
+def main(argv: list[str]) -> int:
+    arguments = parse_arguments(argv)
+    problems = setup.check_prerequisites()
+    if problems:
+        for problem in problems:
+            print(f"bench/run: {problem}", file=sys.stderr)
+        return 1
+
+    sizes = setup.QUICK if arguments.quick else setup.FULL
+    if arguments.rounds is not None:
+        sizes = setup.Sizes(**{**sizes.__dict__, "rounds": arguments.rounds})
+    json_path = arguments.json or (QUICK_JSON if arguments.quick else DEFAULT_JSON)
+    command = shlex.join(["sudo", "bash", "bench/run", *argv])
+    observers = [observer for observer in setup.OBSERVERS
+                 if selected(arguments.observer, observer.name)]
+    workloads = [workload for workload in setup.workloads(sizes)
+                 if selected(arguments.workload, workload.name)]
+
+    comparisons = []
+    cost = None
+    with tempfile.TemporaryDirectory(prefix="memobserve-bench-") as scratch_name:
+        scratch = pathlib.Path(scratch_name)
+        for workload in workloads:
+            comparisons += runner.compare(workload, observers, sizes.rounds, scratch)
+        if not arguments.no_self_cost:
+            runner.log(f"[self cost] memobserve top with 10000 sites for "
+                       f"{sizes.self_cost_seconds:.0f} s")
+            cost = self_cost.measure(sizes.self_cost_seconds, arguments.self_cost_max_stacks,
+                                     scratch / "self-cost")
+
+    checks = targets.check_all(comparisons, cost)
+    host = report.machine()
+    print(f"Machine: {report.machine_line(host)}")
+    print()
+    print(report.text_table(report.HEADERS, report.comparison_rows(comparisons, checks)))
+    print()
+    print(report.text_table(["target", "workload", "observer", "measured", "result"],
+                            [[check.target, check.workload, check.observer, check.measured,
+                              report.verdict(check.passed)] for check in checks]))
+    if cost is not None:
+        print()
+        print("memobserve's own cost with 10000 live sites:")
+        print(report.text_table(["measure", "value"], report.self_cost_rows(cost, checks)))
+
+    results = report.to_json(comparisons, cost, checks, host, command, sizes)
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"\nResults written to {json_path}")
+    if arguments.update_docs:
+        docs.update(arguments.update_docs,
+                    docs.section(comparisons, cost, checks, host, command, sizes,
+                                 results["finished_at"]))
+        print(f"Overhead section written to {arguments.update_docs}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
