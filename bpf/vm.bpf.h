@@ -20,6 +20,9 @@
 
 #define PROT_EXEC 0x4
 
+/* Queued event bytes past which an address-space event wakes userspace. */
+#define RING_WAKEUP_BYTES (1 << 20)
+
 /* pid_tgid -> arguments of the address-space call in progress. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -137,7 +140,12 @@ int BPF_PROG(vm_syscall_exit, struct pt_regs *regs, long result)
 		count_drop(MO_DROP_EVENT_RING_FULL);
 	} else {
 		__builtin_memcpy(event, call, sizeof(*event));
-		bpf_ringbuf_submit(event, 0);
+		/* Userspace reads these every 100 ms at most. Waking it on each
+		 * costs the target an interrupt per call, so only a quarter-full
+		 * ring wakes it. */
+		bpf_ringbuf_submit(event, bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) > RING_WAKEUP_BYTES
+						  ? BPF_RB_FORCE_WAKEUP
+						  : BPF_RB_NO_WAKEUP);
 	}
 	/* A library the loader maps: its code, for the symbolizer. */
 	if (call->type == MO_EVENT_MMAP && (call->prot & PROT_EXEC) && call->fd >= 0)

@@ -288,6 +288,10 @@ std::size_t BpfSession::attached_probe_count() const {
 void BpfSession::poll_events(int timeout_ms, const std::function<void(const mo_event&)>& handler) {
     handler_ = handler;
     int result = ring_buffer__poll(ring_, timeout_ms);
+    // Address-space events do not wake memobserve (a wake-up costs the
+    // target an interrupt on every mmap), so read what is queued anyway.
+    if (result >= 0)
+        result = ring_buffer__consume(ring_);
     if (result < 0 && result != -EINTR)
         log::warning("failed to read the BPF ring buffer: {}", describe_errno(-result));
 }

@@ -459,6 +459,7 @@ void Tracer::check_overhead(std::uint64_t probe_hits) {
 }
 
 void Tracer::measure_residency(const std::vector<std::pair<mo_live_key, mo_live_value>>& live) {
+    last_residency_ = std::chrono::steady_clock::now();
     std::map<int, std::map<SiteId, std::vector<AddressRange>>> ranges;
     for (const auto& [key, value] : live)
         ranges[static_cast<int>(key.pid)][SiteId::from(value.site)].push_back(
@@ -525,7 +526,10 @@ std::vector<Frame> Tracer::frames_of(const SiteId& site) {
 Snapshot Tracer::snapshot() {
     poll(std::chrono::milliseconds(0));
     auto live = bpf_->read_live_allocations();
-    measure_residency(live);
+    // The live view takes a snapshot right after each tick: one pagemap
+    // pass per refresh is enough.
+    if (std::chrono::steady_clock::now() - last_residency_ > std::chrono::milliseconds(200))
+        measure_residency(live);
 
     Snapshot snapshot;
     snapshot.taken_at = rfc3339_now();

@@ -104,6 +104,7 @@ private:
     std::uint64_t page_size_;
     std::chrono::steady_clock::time_point started_;
     std::chrono::steady_clock::time_point last_tick_;
+    std::chrono::steady_clock::time_point last_residency_;
     std::uint64_t last_probe_hits_ = 0;
     double probe_hit_rate_ = 0;
     OverheadInfo overhead_;

@@ -14,6 +14,7 @@
 #include <cstring>
 #include <filesystem>
 #include <string_view>
+#include <unordered_map>
 
 #include <fmt/format.h>
 
@@ -44,6 +45,15 @@ struct Symbolizer::File {
     Dwfl* dwfl = nullptr;
     Dwfl_Module* module = nullptr;  // null when the file could not be read
     std::vector<GElf_Phdr> loads;   // PT_LOAD segments
+    // Lookups done before, by ELF address: libdwfl searches the symbol
+    // table linearly, and the same return addresses recur in many stacks.
+    struct Lookup {
+        std::string symbol;  // demangled; empty without a symbol
+        std::uint64_t symbol_offset = 0;
+        std::string source;
+        int line = 0;
+    };
+    std::unordered_map<std::uint64_t, Lookup> lookups;
 
     ~File() {
         if (dwfl != nullptr)
@@ -226,23 +236,33 @@ Frame Symbolizer::resolve(int pid, const Process& process, std::uint64_t address
     const std::uint64_t elf_lookup = file_offset - segment->p_offset + segment->p_vaddr;
     frame.offset = elf_lookup + (address - lookup);
 
-    GElf_Off symbol_offset = 0;
-    GElf_Sym symbol{};
-    const char* name = dwfl_module_addrinfo(elf->module, elf_lookup, &symbol_offset, &symbol, nullptr,
-                                            nullptr, nullptr);
-    // A symbol without a size is not taken: nothing shows where it ends.
-    if (name != nullptr && symbol.st_size != 0 && symbol_offset < symbol.st_size) {
-        frame.symbol = demangle(name);
-        frame.offset = symbol_offset + (address - lookup);
-    }
-    if (Dwfl_Line* line = dwfl_module_getsrc(elf->module, elf_lookup)) {
-        int line_number = 0;
-        const char* source = dwfl_lineinfo(line, nullptr, &line_number, nullptr, nullptr, nullptr);
-        if (source != nullptr && line_number > 0) {
-            frame.file = source;
-            frame.line = line_number;
+    auto [cached, added] = elf->lookups.try_emplace(elf_lookup);
+    File::Lookup& result = cached->second;
+    if (added) {
+        GElf_Off symbol_offset = 0;
+        GElf_Sym symbol{};
+        const char* name = dwfl_module_addrinfo(elf->module, elf_lookup, &symbol_offset, &symbol,
+                                                nullptr, nullptr, nullptr);
+        // A symbol without a size is not taken: nothing shows where it ends.
+        if (name != nullptr && symbol.st_size != 0 && symbol_offset < symbol.st_size) {
+            result.symbol = demangle(name);
+            result.symbol_offset = symbol_offset;
+        }
+        if (Dwfl_Line* line = dwfl_module_getsrc(elf->module, elf_lookup)) {
+            int line_number = 0;
+            const char* source = dwfl_lineinfo(line, nullptr, &line_number, nullptr, nullptr, nullptr);
+            if (source != nullptr && line_number > 0) {
+                result.source = source;
+                result.line = line_number;
+            }
         }
     }
+    if (!result.symbol.empty()) {
+        frame.symbol = result.symbol;
+        frame.offset = result.symbol_offset + (address - lookup);
+    }
+    frame.file = result.source;
+    frame.line = result.line;
     return frame;
 }
 
