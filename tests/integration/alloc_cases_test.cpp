@@ -155,7 +155,7 @@ TEST_CASE("thirty threads of new and delete leave nothing", "[integration][alloc
     const char* pairs_text = std::getenv("MEMOBSERVE_TEST_PAIRS");
     std::uint64_t pairs = pairs_text ? std::strtoull(pairs_text, nullptr, 10) : 1000000;
     json snapshot = snapshot_of_workload(
-        {workload("cxx_cases"), "threads", "30", std::to_string(pairs)});
+        {workload("cxx_cases"), "threads", "30", std::to_string(pairs)}, {"--max-overhead", "none"});
 
     std::string site = "churn_new_delete(int, int)";
     CHECK(sum_at(snapshot, site, "allocations") == 30 * pairs);

@@ -64,8 +64,8 @@ public:
     bool has_allocator_probes(const AllocatorFile& file, int pid) const;
     // Detach the probes attached for process `pid` alone, once it has exited.
     void detach_process(int pid);
-    // Detach every allocator probe (the overhead guard); the tracepoint
-    // layers stay.
+    // Detach the allocator entry probes (the overhead guard); the return
+    // probes and the tracepoint layers stay.
     void detach_allocator_probes();
 
     // Attach the no-op probe at `file_offset` of the file at `open_path` for
@@ -90,12 +90,15 @@ private:
     using Link = std::unique_ptr<bpf_link, LinkDeleter>;
 
     void attach_tracepoints();
+    // Detach the return probes, or every other uprobe.
+    void detach_uprobes(bool return_probes);
 
     memobserve_bpf* skeleton_ = nullptr;
     ring_buffer* ring_ = nullptr;
     std::vector<Link> tracepoint_links_;
     std::vector<Link> uprobe_links_;             // for every process
     std::map<int, std::vector<Link>> process_links_;  // for one process each
+    std::set<bpf_link*> return_links_;                // the return probes among them
     std::set<std::tuple<std::uint64_t, std::uint64_t, int>> probed_files_;  // device, inode, pid
     std::function<void(const mo_event&)> handler_;
 };

@@ -454,7 +454,9 @@ void Tracer::check_overhead(std::uint64_t probe_hits) {
         std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
     log::warning("allocator probes detached: they took about {:.1f}% of the traced processes' CPU "
                  "time, over --max-overhead {}%; allocated and live stop here, mapped, faulted and "
-                 "resident go on",
+                 "resident go on. The return probes stay until memobserve exits (detaching them "
+                 "while a call runs can crash the process on this kernel) and still cost a trap "
+                 "per malloc",
                  overhead_.last_percent, overhead_.max_percent);
 }
 
