@@ -42,11 +42,14 @@ std::string render_untraced_summary(const Snapshot& snapshot) {
             rss += process.memory.rss_bytes;
     }
 
-    std::string text = fmt::format("  untraced  {:>11}  of RSS {} is in no block or mapping seen while "
-                                   "tracing (predates tracing, or file pages and stacks)",
+    std::string text = fmt::format("  untraced  {:>11}  resident outside the blocks and mappings seen while "
+                                   "tracing (of RSS {})\n",
                                    format_bytes(untraced), format_bytes(rss));
+    if (sorted.empty())
+        return text;
+    text += "             ";
     for (std::size_t i = 0; i < sorted.size() && i < 4; ++i)
-        text += fmt::format("{} {} {}", i == 0 ? ":" : ",", sorted[i].first, format_bytes(sorted[i].second));
+        text += fmt::format("{} {} {}", i == 0 ? "" : ",", sorted[i].first, format_bytes(sorted[i].second));
     return text + "\n";
 }
 
