@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -67,8 +68,9 @@ std::vector<FunctionInfo> make_functions(std::mt19937_64& random) {
     return functions;
 }
 
-// Mappings of 8 MiB each (16 GiB over 4 processes): every fourth one maps a
-// library, the rest are anonymous memory, half of it resident.
+// Mappings of 8 MiB each (16 GiB over 4 processes). Every fourth one maps a
+// library and the rest are anonymous memory. A random part of each is
+// resident, and half of that is traced in the anonymous ones.
 void add_mappings(ProcessInfo& process, std::mt19937_64& random) {
     constexpr std::uint64_t kMappingBytes = kMappedTotal / kProcesses / kMappingsPerProcess;
     std::uint64_t address = 0x7f0000000000;
@@ -155,7 +157,8 @@ std::vector<AddressRange> map_regions(std::vector<void*>& regions) {
     for (std::size_t i = 0; i < kMappingsPerProcess; ++i) {
         void* address = mmap(nullptr, kRegionBytes + page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (address == MAP_FAILED)
-            throw Error("mmap failed for the mapping benchmark");
+            throw Error(fmt::format("mmap of {} bytes for the mapping benchmark failed: {}", kRegionBytes + page,
+                                    describe_errno(errno)));
         auto* bytes = static_cast<char*>(address);
         mprotect(bytes + kRegionBytes, page, PROT_NONE);
         bytes[0] = 1;
