@@ -1,14 +1,19 @@
 // Benchmark: time to write the snapshot of a large target and to read it back
 // with `memobserve report`. The snapshot is built in memory with 10000 sites
-// of 8 to 16 frames each, over 4 processes that map 16 GiB in all, and is
-// written through save_snapshot(), the snapshot command's own write path.
+// of 8 to 16 frames each, over 4 processes that map 16 GiB in all and have
+// 2000 mappings each, and is written through save_snapshot(), the snapshot
+// command's own write path. It also times reading the mappings of a process
+// with 2000 mappings from /proc (smaps, pagemap), which the snapshot command
+// does for each process before writing.
 // Prints the median of several runs and its ratio to the 1 s budget. It
 // reports; it does not pass or fail.
 //
 // Usage: snapshot_write [--runs N] [--dir DIRECTORY]
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -21,6 +26,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "collectors/process_mappings.h"
 #include "commands/commands.h"
 #include "model/snapshot_file.h"
 #include "util/atomic_file.h"
@@ -34,6 +40,7 @@ constexpr std::size_t kSites = 10000;
 constexpr std::size_t kProcesses = 4;
 constexpr std::uint64_t kMappedTotal = 16ULL << 30;
 constexpr std::size_t kFunctions = 600;
+constexpr std::size_t kMappingsPerProcess = 2000;
 constexpr double kBudgetSeconds = 1.0;
 
 struct FunctionInfo {
@@ -61,6 +68,31 @@ std::vector<FunctionInfo> make_functions(std::mt19937_64& random) {
     return functions;
 }
 
+// Mappings of 8 MiB each (16 GiB over 4 processes). Every fourth one maps a
+// library and the rest are anonymous memory. A random part of each is
+// resident, and half of that is traced in the anonymous ones.
+void add_mappings(ProcessInfo& process, std::mt19937_64& random) {
+    constexpr std::uint64_t kMappingBytes = kMappedTotal / kProcesses / kMappingsPerProcess;
+    std::uint64_t address = 0x7f0000000000;
+    for (std::size_t i = 0; i < kMappingsPerProcess; ++i) {
+        MappingInfo mapping;
+        bool file = i % 4 == 0;
+        mapping.kind = file ? "file" : "anonymous";
+        mapping.start = address;
+        mapping.end = address + kMappingBytes;
+        mapping.permissions = file ? "r-xp" : "rw-p";
+        if (file)
+            mapping.path = fmt::format("/usr/lib/x86_64-linux-gnu/libservice-component{}.so.3", i % 12);
+        mapping.size_bytes = kMappingBytes;
+        mapping.rss_bytes = (random() % (kMappingBytes / 4096)) * 4096;
+        mapping.pss_bytes = mapping.uss_bytes = mapping.rss_bytes;
+        mapping.traced_resident_bytes = file ? 0 : mapping.rss_bytes / 2;
+        mapping.untraced_resident_bytes = mapping.rss_bytes - mapping.traced_resident_bytes;
+        process.mappings.push_back(std::move(mapping));
+        address += kMappingBytes + 4096;
+    }
+}
+
 Snapshot make_snapshot() {
     std::mt19937_64 random(20261204);
     std::vector<FunctionInfo> functions = make_functions(random);
@@ -79,6 +111,7 @@ Snapshot make_snapshot() {
         process.memory.pss_bytes = process.memory.uss_bytes = 2ULL << 30;
         process.cgroup = CgroupMemory{"/system.slice/service.service", 9ULL << 30, 16ULL << 30};
         process.allocators.push_back({"/usr/lib/x86_64-linux-gnu/libc.so.6", "malloc", true, ""});
+        add_mappings(process, random);
         snapshot.processes.push_back(process);
     }
 
@@ -112,6 +145,28 @@ double seconds_of(const std::function<void()>& step) {
 double median(std::vector<double> values) {
     std::sort(values.begin(), values.end());
     return values[values.size() / 2];
+}
+
+// Maps 2000 anonymous regions of 64 KiB in this process, with PROT_NONE
+// pages between them so that the kernel keeps them apart, and writes one
+// page of each. Returns the traced ranges: one page in each region.
+std::vector<AddressRange> map_regions(std::vector<void*>& regions) {
+    const std::uint64_t page = static_cast<std::uint64_t>(sysconf(_SC_PAGESIZE));
+    constexpr std::uint64_t kRegionBytes = 64 * 1024;
+    std::vector<AddressRange> traced;
+    for (std::size_t i = 0; i < kMappingsPerProcess; ++i) {
+        void* address = mmap(nullptr, kRegionBytes + page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (address == MAP_FAILED)
+            throw Error(fmt::format("mmap of {} bytes for the mapping benchmark failed: {}", kRegionBytes + page,
+                                    describe_errno(errno)));
+        auto* bytes = static_cast<char*>(address);
+        mprotect(bytes + kRegionBytes, page, PROT_NONE);
+        bytes[0] = 1;
+        regions.push_back(address);
+        auto start = reinterpret_cast<std::uint64_t>(address);
+        traced.push_back({start, start + page});
+    }
+    return traced;
 }
 
 // `memobserve report FILE -o OUTPUT`, run in this process through the
@@ -149,7 +204,10 @@ int main(int argc, char** argv) {
 
         // The phases of one write are also timed one by one, to show where the
         // time goes. `write_s` is save_snapshot() as a whole.
-        std::vector<double> to_json_s, dump_s, file_s, free_s, write_s, report_s;
+        std::vector<void*> regions;
+        std::vector<AddressRange> traced = map_regions(regions);
+        std::vector<double> to_json_s, dump_s, file_s, free_s, write_s, report_s, mappings_s;
+        std::size_t own_mappings = 0;
         for (int run = 0; run < runs; ++run) {
             nlohmann::json document;
             std::string text;
@@ -159,6 +217,11 @@ int main(int argc, char** argv) {
             free_s.push_back(seconds_of([&] { document = nlohmann::json(); }));
             write_s.push_back(seconds_of([&] { save_snapshot(snapshot_path, snapshot); }));
             report_s.push_back(seconds_of([&] { run_report(snapshot_path, report_path); }));
+            mappings_s.push_back(seconds_of([&] {
+                own_mappings = read_process_mappings(static_cast<int>(getpid()), traced,
+                                                      static_cast<std::uint64_t>(sysconf(_SC_PAGESIZE)))
+                                   ->size();
+            }));
         }
         std::uintmax_t file_bytes = std::filesystem::file_size(snapshot_path);
         std::filesystem::remove(snapshot_path);
@@ -167,8 +230,9 @@ int main(int argc, char** argv) {
         std::size_t frames = 0;
         for (const auto& site : snapshot.sites)
             frames += site.frames.size();
-        fmt::print("snapshot: {} sites, {} frames, {} processes, {:.1f} GiB mapped, file {:.1f} MiB\n",
-                   snapshot.sites.size(), frames, snapshot.processes.size(),
+        fmt::print("snapshot: {} sites, {} frames, {} processes with {} mappings each, {:.1f} GiB mapped, "
+                   "file {:.1f} MiB\n",
+                   snapshot.sites.size(), frames, snapshot.processes.size(), kMappingsPerProcess,
                    static_cast<double>(snapshot.totals.mapped_bytes) / (1ULL << 30),
                    static_cast<double>(file_bytes) / (1 << 20));
         fmt::print("building the snapshot in memory: {:.3f} s (not part of the budget)\n", build_s);
@@ -181,6 +245,10 @@ int main(int argc, char** argv) {
         fmt::print("report (read, parse, render text, write), median of {}: {:.3f} s = {:.2f} x the "
                    "{:.0f} s budget\n",
                    runs, median(report_s), median(report_s) / kBudgetSeconds, kBudgetSeconds);
+        fmt::print("reading the mappings of this process ({} mappings; smaps, stack pointers, pagemap of "
+                   "{} traced ranges), median of {}: {:.3f} s; for {} such processes {:.3f} s\n",
+                   own_mappings, traced.size(), runs, median(mappings_s), kProcesses,
+                   kProcesses * median(mappings_s));
     } catch (const std::exception& error) {
         fmt::print(stderr, "snapshot_write: error: {}\n", error.what());
         return 1;

@@ -1,12 +1,15 @@
 #include "collectors/procfs.h"
 
+#include <pthread.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <climits>
 #include <thread>
+#include <vector>
 
 #include <catch2/catch.hpp>
 
@@ -288,4 +291,154 @@ TEST_CASE("read_text_file missing file", "[procfs]") {
     auto text = read_text_file(std::string(FIXTURES_DIR) + "/procfs/maps_crafted.txt");
     REQUIRE(text);
     CHECK(text->starts_with("00400000-00452000 r-xp"));
+}
+
+TEST_CASE("parse_smaps sums match smaps_rollup", "[procfs][smaps]") {
+    // Both files were read from one sleeping process, one after the other.
+    auto entries = parse_smaps(read_fixture("smaps_sleep.txt"));
+    ProcessMemory rollup = parse_process_memory(read_fixture("smaps_rollup_sleep.txt"), "");
+    REQUIRE(entries.size() == 37);
+
+    std::uint64_t rss = 0;
+    std::uint64_t pss = 0;
+    std::uint64_t uss = 0;
+    std::uint64_t size = 0;
+    for (const SmapsEntry& entry : entries) {
+        rss += entry.rss_bytes;
+        pss += entry.pss_bytes;
+        uss += entry.uss_bytes;
+        size += entry.size_bytes;
+        CHECK(entry.size_bytes == entry.maps.end - entry.maps.start);
+    }
+    CHECK(rss == rollup.rss_bytes);
+    CHECK(rss == 1816 * 1024);
+    CHECK(uss == rollup.uss_bytes);
+    // Pss is rounded down to whole kB per mapping, so the sum may fall short.
+    CHECK(pss <= rollup.pss_bytes);
+    CHECK(pss + entries.size() * 1024 >= rollup.pss_bytes);
+    CHECK(size > rss);
+
+    CHECK(entries.front().maps.path == "/usr/bin/sleep");
+    CHECK(entries.back().maps.path == "[vsyscall]");
+}
+
+TEST_CASE("parse_smaps crafted fields", "[procfs][smaps]") {
+    auto entries = parse_smaps(read_fixture("smaps_crafted.txt"));
+    REQUIRE(entries.size() == 16);
+
+    const SmapsEntry& heap = entries[0];
+    CHECK(heap.maps.path == "[heap]");
+    CHECK(heap.size_bytes == 132 * 1024);
+    CHECK(heap.rss_bytes == 120 * 1024);
+    CHECK(heap.uss_bytes == 120 * 1024);
+    CHECK(heap.kernel_page_bytes == 4096);
+    CHECK_FALSE(heap.hugetlb);
+
+    const SmapsEntry& transparent = entries[3];
+    CHECK(transparent.anon_huge_bytes == 63488 * 1024);
+    CHECK_FALSE(transparent.hugetlb);
+
+    const SmapsEntry& hugetlb = entries[4];
+    CHECK(hugetlb.hugetlb);
+    CHECK(hugetlb.kernel_page_bytes == 2048 * 1024);
+    CHECK(hugetlb.hugetlb_bytes == 4096 * 1024);
+    CHECK(hugetlb.uss_bytes == 4096 * 1024);  // Private_Hugetlb counts in USS
+    CHECK(hugetlb.rss_bytes == 0);             // and not in Rss
+    CHECK(hugetlb.maps.path == "/anon_hugepage");
+    CHECK(hugetlb.maps.deleted);
+
+    const SmapsEntry& shared_zero = entries[5];
+    CHECK(shared_zero.maps.shared);
+    CHECK(shared_zero.pss_bytes == 512 * 1024);
+    CHECK(shared_zero.uss_bytes == 0);
+
+    CHECK(entries[8].swap_bytes == 64 * 1024);
+    CHECK(entries[10].maps.path == "/srv/data/my data.bin");
+    CHECK(entries[10].maps.deleted);
+    CHECK(entries[14].maps.path == "[stack]");
+    CHECK(entries[14].swap_bytes == 8 * 1024);
+    CHECK(entries[15].maps.start == 0xffffffffff600000);
+}
+
+TEST_CASE("parse_smaps edge input", "[procfs][smaps]") {
+    CHECK(parse_smaps("").empty());
+    CHECK(parse_smaps("\n\n").empty());
+
+    // A mapping with no field lines (as in /proc/PID/maps) has zero counters.
+    auto bare = parse_smaps("00400000-00401000 r--p 00000000 00:00 0\n");
+    REQUIRE(bare.size() == 1);
+    CHECK(bare[0].rss_bytes == 0);
+
+    // Unknown fields and fields without a kB unit are skipped.
+    auto extra = parse_smaps("00400000-00401000 rw-p 00000000 00:00 0\n"
+                             "Rss:        4 kB\n"
+                             "ProtectionKey:         0\n"
+                             "NewField:        8 kB\n");
+    REQUIRE(extra.size() == 1);
+    CHECK(extra[0].rss_bytes == 4096);
+
+    CHECK_THROWS_WITH(parse_smaps("Rss:        4 kB\n"), Catch::Contains("field before the first mapping"));
+    CHECK_THROWS_WITH(parse_smaps("00400000-00401000 rw-p 00000000 00:00 0\nnot a field\n"),
+                      Catch::Contains("invalid line in an smaps file: \"not a field\""));
+}
+
+TEST_CASE("parse_syscall_stack_pointer", "[procfs][smaps]") {
+    // In nanosleep: number, six arguments, stack pointer, program counter.
+    CHECK(parse_syscall_stack_pointer("230 0x0 0x0 0x7fffd15fcd70 0x7fffd15fcdb0 0x0 0x0 "
+                                      "0x7fffd15fcd58 0x7fa6e607a503\n") == 0x7fffd15fcd58);
+    // Blocked outside a system call.
+    CHECK(parse_syscall_stack_pointer("-1 0x7ffc648f4620 0x7f577a70b2ec\n") == 0x7ffc648f4620);
+    CHECK_FALSE(parse_syscall_stack_pointer("running\n"));
+    CHECK_FALSE(parse_syscall_stack_pointer(""));
+    CHECK_FALSE(parse_syscall_stack_pointer("1 2 3\n"));
+}
+
+TEST_CASE("read_smaps live process", "[procfs][smaps]") {
+    auto entries = read_smaps(static_cast<int>(getpid()));
+    REQUIRE(entries);
+    auto maps = read_maps(static_cast<int>(getpid()));
+    REQUIRE(maps);
+    CHECK(entries->size() >= maps->size() - 2);
+    CHECK(entries->size() <= maps->size() + 2);
+    bool has_stack = std::any_of(entries->begin(), entries->end(),
+                                 [](const SmapsEntry& entry) { return entry.maps.path == "[stack]"; });
+    CHECK(has_stack);
+    CHECK_FALSE(read_smaps(kMissingPid));
+}
+
+TEST_CASE("read_thread_stack_pointers waiting thread", "[procfs][smaps]") {
+    // A thread blocked in a system call shows its stack pointer, inside the
+    // stack memory that this test gave it.
+    constexpr std::size_t kStackBytes = 256 * 1024;
+    std::vector<char> stack(kStackBytes);
+    int pipe_fds[2];
+    REQUIRE(pipe(pipe_fds) == 0);
+    {
+        pthread_attr_t attributes;
+        pthread_attr_init(&attributes);
+        pthread_attr_setstack(&attributes, stack.data(), stack.size());
+        pthread_t thread;
+        auto wait_for_byte = [](void* fd) -> void* {
+            char byte;
+            (void)!read(*static_cast<int*>(fd), &byte, 1);
+            return nullptr;
+        };
+        REQUIRE(pthread_create(&thread, &attributes, wait_for_byte, &pipe_fds[0]) == 0);
+        pthread_attr_destroy(&attributes);
+
+        auto stack_start = reinterpret_cast<std::uint64_t>(stack.data());
+        bool found = false;
+        for (int attempt = 0; attempt < 200 && !found; ++attempt) {
+            for (std::uint64_t stack_pointer : read_thread_stack_pointers(static_cast<int>(getpid())))
+                found = found || (stack_pointer >= stack_start && stack_pointer < stack_start + kStackBytes);
+            if (!found)
+                std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        }
+        CHECK(found);
+        REQUIRE(write(pipe_fds[1], "x", 1) == 1);
+        pthread_join(thread, nullptr);
+    }
+    close(pipe_fds[0]);
+    close(pipe_fds[1]);
+    CHECK(read_thread_stack_pointers(kMissingPid).empty());
 }

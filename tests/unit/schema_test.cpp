@@ -80,6 +80,15 @@ TEST_CASE("schema rejects broken snapshots", "[schema]") {
          "'faulted_bytes' is a required property"},
         {"process without pid", [](json& d) { d["processes"][1].erase("pid"); },
          "'pid' is a required property"},
+        {"process without mappings", [](json& d) { d["processes"][0].erase("mappings"); },
+         "'mappings' is a required property"},
+        {"unknown mapping kind", [](json& d) { d["processes"][0]["mappings"][0]["kind"] = "code"; },
+         "'code' is not one of"},
+        {"mapping without untraced bytes",
+         [](json& d) { d["processes"][0]["mappings"][1].erase("untraced_resident_bytes"); },
+         "'untraced_resident_bytes' is a required property"},
+        {"malformed permissions", [](json& d) { d["processes"][0]["mappings"][0]["permissions"] = "rwx"; },
+         "does not match"},
     };
     for (const Case& test : cases) {
         json document = fixture_document();

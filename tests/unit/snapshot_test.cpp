@@ -22,6 +22,10 @@ Snapshot sample_snapshot() {
     process.memory.rss_bytes = 3 * 1024 * 1024;
     process.cgroup = CgroupMemory{"/a/b", 1000, std::nullopt};
     process.allocators.push_back({"/usr/lib/libc.so.6", "malloc", true, ""});
+    process.mappings.push_back({"heap", 0x55d0c1000000, 0x55d0c1021000, "rw-p", "[heap]", 132 * 1024,
+                                120 * 1024, 100 * 1024, 96 * 1024, 8 * 1024, 80 * 1024, 40 * 1024});
+    process.mappings.push_back({"anonymous", 0x7f3a10000000, 0x7f3a14000000, "rw-p", "", 64 << 20, 2 << 20,
+                                2 << 20, 2 << 20, 0, 0, 2 << 20});
     snapshot.processes.push_back(process);
 
     Site site;
@@ -58,6 +62,44 @@ TEST_CASE("snapshot JSON round trip", "[snapshot]") {
     CHECK(copy.sites[0].counters.allocated_bytes == 512);
     CHECK(copy.drops.stack_collisions == 3);
     CHECK(to_json(copy) == document);
+}
+
+TEST_CASE("snapshot mappings round trip", "[snapshot]") {
+    nlohmann::json document = to_json(sample_snapshot());
+    const nlohmann::json& heap = document.at("processes").at(0).at("mappings").at(0);
+    CHECK(heap.at("kind") == "heap");
+    CHECK(heap.at("start") == 0x55d0c1000000);
+    CHECK(heap.at("path") == "[heap]");
+    CHECK(heap.at("traced_resident_bytes") == 80 * 1024);
+    CHECK(heap.at("untraced_resident_bytes") == 40 * 1024);
+    // Anonymous memory has no path: null, as every unknown text field.
+    CHECK(document.at("processes").at(0).at("mappings").at(1).at("path").is_null());
+
+    Snapshot copy = snapshot_from_json(document);
+    REQUIRE(copy.processes.at(0).mappings.size() == 2);
+    const MappingInfo& mapping = copy.processes[0].mappings[0];
+    CHECK(mapping.end == 0x55d0c1021000);
+    CHECK(mapping.permissions == "rw-p");
+    CHECK(mapping.size_bytes == 132 * 1024);
+    CHECK(mapping.rss_bytes == 120 * 1024);
+    CHECK(mapping.pss_bytes == 100 * 1024);
+    CHECK(mapping.uss_bytes == 96 * 1024);
+    CHECK(mapping.swap_bytes == 8 * 1024);
+    CHECK(copy.processes[0].mappings[1].path.empty());
+}
+
+TEST_CASE("snapshot without mappings still reads", "[snapshot]") {
+    // Files written before mappings existed have no "mappings" array.
+    nlohmann::json document = to_json(sample_snapshot());
+    document.at("processes").at(0).erase("mappings");
+    Snapshot copy = snapshot_from_json(document);
+    REQUIRE(copy.processes.size() == 1);
+    CHECK(copy.processes[0].mappings.empty());
+
+    // A mapping with a missing field is rejected, with the field's name.
+    document = to_json(sample_snapshot());
+    document.at("processes").at(0).at("mappings").at(0).erase("rss_bytes");
+    CHECK_THROWS_WITH(snapshot_from_json(document), Catch::Contains("rss_bytes"));
 }
 
 TEST_CASE("snapshot of another schema is rejected", "[snapshot]") {

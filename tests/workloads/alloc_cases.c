@@ -200,10 +200,61 @@ __attribute__((noinline)) void churn_then_map(int seconds)
 	map_after_churn();
 }
 
+/* A thread that waits in read() on a pipe that is never written, so that its
+ * stack pointer is visible in /proc/PID/task/TID/syscall. */
+static pthread_barrier_t thread_started;
+static char *volatile thread_stack_address;
+
+static void *wait_forever(void *unused)
+{
+	char local = 0;
+	char byte;
+	int fds[2];
+
+	(void)unused;
+	thread_stack_address = &local;
+	if (pipe(fds) != 0)
+		_exit(6);
+	pthread_barrier_wait(&thread_started);
+	(void)!read(fds[0], &byte, 1);
+	return NULL;
+}
+
+/* Before memobserve attaches: 64 MiB of anonymous memory, all written, and
+ * a waiting thread. Prints both addresses for the test. */
+static void map_before_attach(void)
+{
+	pthread_t thread;
+	char *block = mmap(NULL, 64 * MiB, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (block == MAP_FAILED)
+		_exit(3);
+	memset(block, 1, 64 * MiB);
+	kept[15] = block;
+	pthread_barrier_init(&thread_started, NULL, 2);
+	pthread_create(&thread, NULL, wait_forever, NULL);
+	pthread_barrier_wait(&thread_started);
+	printf("premapped %p\nthread-stack %p\n", (void *)block, (void *)thread_stack_address);
+}
+
+/* After memobserve attaches: 32 MiB of anonymous memory, all written. */
+__attribute__((noinline)) void map_after_attach(void)
+{
+	char *block = mmap(NULL, 32 * MiB, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (block == MAP_FAILED)
+		_exit(3);
+	memset(block, 1, 32 * MiB);
+	kept[16] = block;
+	printf("postmapped %p\n", (void *)block);
+}
+
 int main(int argc, char **argv)
 {
 	const char *name = argc > 1 ? argv[1] : "";
 
+	if (!strcmp(name, "premapped"))
+		map_before_attach();
 	wait_for_go();
 	if (!strcmp(name, "sites"))
 		run_sites();
@@ -219,6 +270,8 @@ int main(int argc, char **argv)
 		run_leak_threads();
 	else if (!strcmp(name, "churn"))
 		churn_then_map(argc > 2 ? atoi(argv[2]) : 4);
+	else if (!strcmp(name, "premapped"))
+		map_after_attach();
 	else if (!strcmp(name, "paths"))
 		run_paths(argc > 2 ? (unsigned)atoi(argv[2]) : 50000);
 	else {

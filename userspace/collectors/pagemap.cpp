@@ -26,23 +26,6 @@ constexpr std::uint64_t kMaxEntriesPerRead = 64 * 1024;
 // hundred unneeded entries costs less than another system call.
 constexpr std::uint64_t kMaxGapPages = 512;
 
-// Sorts the ranges and merges those that overlap or touch, so that each byte
-// lies in one range. Empty ranges are dropped.
-std::vector<AddressRange> merge_ranges(std::vector<AddressRange> ranges) {
-    std::erase_if(ranges, [](const AddressRange& range) { return range.end <= range.start; });
-    std::sort(ranges.begin(), ranges.end(),
-              [](const AddressRange& a, const AddressRange& b) { return a.start < b.start; });
-
-    std::vector<AddressRange> merged;
-    for (const AddressRange& range : ranges) {
-        if (!merged.empty() && range.start <= merged.back().end)
-            merged.back().end = std::max(merged.back().end, range.end);
-        else
-            merged.push_back(range);
-    }
-    return merged;
-}
-
 }  // namespace
 
 // The pagemap entries of one run of pages, read with as few preads as the
@@ -110,6 +93,21 @@ private:
     std::uint64_t first_page_ = 0;
     std::vector<std::uint64_t> entries_;
 };
+
+std::vector<AddressRange> merge_ranges(std::vector<AddressRange> ranges) {
+    std::erase_if(ranges, [](const AddressRange& range) { return range.end <= range.start; });
+    std::sort(ranges.begin(), ranges.end(),
+              [](const AddressRange& a, const AddressRange& b) { return a.start < b.start; });
+
+    std::vector<AddressRange> merged;
+    for (const AddressRange& range : ranges) {
+        if (!merged.empty() && range.start <= merged.back().end)
+            merged.back().end = std::max(merged.back().end, range.end);
+        else
+            merged.push_back(range);
+    }
+    return merged;
+}
 
 Pagemap::Pagemap(int pid, std::uint64_t page_size)
     : page_size_(page_size), path_(fmt::format("/proc/{}/pagemap", pid)) {

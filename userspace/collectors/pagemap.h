@@ -14,6 +14,10 @@ struct AddressRange {
     std::uint64_t end = 0;  // exclusive
 };
 
+// Sorts `ranges` and merges those that overlap or touch, so that each byte
+// lies in one range. Empty ranges are dropped.
+std::vector<AddressRange> merge_ranges(std::vector<AddressRange> ranges);
+
 class Pagemap {
 public:
     // Opens /proc/PID/pagemap. Throws memobserve::Error when that fails.

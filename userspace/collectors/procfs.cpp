@@ -199,6 +199,46 @@ std::uint64_t field_or_zero(const std::map<std::string_view, std::uint64_t>& fie
     return found == fields.end() ? 0 : found->second;
 }
 
+// Sets the counter that the smaps field `name` feeds, if any. `value` is the
+// text after the colon.
+void set_smaps_field(std::string_view name, std::string_view value, SmapsEntry& entry) {
+    if (name == "VmFlags") {
+        std::string_view rest = value;
+        for (std::string_view flag = take_field(rest); !flag.empty(); flag = take_field(rest)) {
+            if (flag == "ht")
+                entry.hugetlb = true;
+        }
+        return;
+    }
+    std::size_t start = value.find_first_not_of(" \t");
+    if (start == std::string_view::npos || !value.ends_with(" kB"))
+        return;
+    auto kilobytes = parse_number<std::uint64_t>(value.substr(start, value.size() - start - 3), 10);
+    if (!kilobytes)
+        return;
+    std::uint64_t bytes = *kilobytes * 1024;
+
+    if (name == "Size")
+        entry.size_bytes = bytes;
+    else if (name == "Rss")
+        entry.rss_bytes = bytes;
+    else if (name == "Pss")
+        entry.pss_bytes = bytes;
+    else if (name == "Private_Clean" || name == "Private_Dirty")
+        entry.uss_bytes += bytes;
+    else if (name == "Private_Hugetlb") {
+        entry.uss_bytes += bytes;
+        entry.hugetlb_bytes += bytes;
+    } else if (name == "Shared_Hugetlb")
+        entry.hugetlb_bytes += bytes;
+    else if (name == "Swap")
+        entry.swap_bytes = bytes;
+    else if (name == "AnonHugePages")
+        entry.anon_huge_bytes = bytes;
+    else if (name == "KernelPageSize")
+        entry.kernel_page_bytes = bytes;
+}
+
 std::string_view without_trailing_newline(std::string_view text) {
     if (text.ends_with('\n'))
         text.remove_suffix(1);
@@ -225,6 +265,59 @@ std::optional<std::vector<MapsEntry>> read_maps(int pid) {
     if (!text)
         return std::nullopt;
     return parse_maps(*text);
+}
+
+std::vector<SmapsEntry> parse_smaps(std::string_view text) {
+    std::vector<SmapsEntry> entries;
+    for (std::string_view line : split_lines(text)) {
+        if (line.find_first_not_of(' ') == std::string_view::npos)
+            continue;
+        // A field line starts with "Name:". A maps line has no colon in its
+        // first field, which is the address range.
+        std::string_view first = line.substr(0, line.find(' '));
+        if (first.ends_with(':')) {
+            if (entries.empty())
+                throw Error(fmt::format("invalid smaps file: field before the first mapping: \"{}\"", line));
+            set_smaps_field(first.substr(0, first.size() - 1), line.substr(first.size()), entries.back());
+            continue;
+        }
+        auto maps = parse_maps_line(line);
+        if (!maps)
+            throw Error(fmt::format("invalid line in an smaps file: \"{}\"", line));
+        entries.push_back({});
+        entries.back().maps = std::move(*maps);
+    }
+    return entries;
+}
+
+std::optional<std::vector<SmapsEntry>> read_smaps(int pid) {
+    auto text = read_process_file(pid, "smaps");
+    if (!text)
+        return std::nullopt;
+    return parse_smaps(*text);
+}
+
+std::optional<std::uint64_t> parse_syscall_stack_pointer(std::string_view syscall) {
+    std::vector<std::string_view> values;
+    std::string_view rest = without_trailing_newline(syscall);
+    for (std::string_view value = take_field(rest); !value.empty(); value = take_field(rest))
+        values.push_back(value);
+    if (values.size() < 3 || !values[values.size() - 2].starts_with("0x"))
+        return std::nullopt;
+    return parse_number<std::uint64_t>(values[values.size() - 2].substr(2), 16);
+}
+
+std::vector<std::uint64_t> read_thread_stack_pointers(int pid) {
+    std::vector<std::uint64_t> stack_pointers;
+    std::error_code error;
+    for (const auto& entry : std::filesystem::directory_iterator(fmt::format("/proc/{}/task", pid), error)) {
+        auto text = read_text_file(entry.path().string() + "/syscall");
+        if (!text)
+            continue;
+        if (auto stack_pointer = parse_syscall_stack_pointer(*text))
+            stack_pointers.push_back(*stack_pointer);
+    }
+    return stack_pointers;
 }
 
 ProcessMemory parse_process_memory(std::string_view smaps_rollup, std::string_view status) {

@@ -36,6 +36,35 @@ std::vector<MapsEntry> parse_maps(std::string_view text);
 // Empty optional when the process does not exist (any more).
 std::optional<std::vector<MapsEntry>> read_maps(int pid);
 
+// One mapping of /proc/PID/smaps: its maps line and the counters below it, in
+// bytes. Counters missing from the text are 0.
+struct SmapsEntry {
+    MapsEntry maps;
+    std::uint64_t size_bytes = 0;
+    std::uint64_t rss_bytes = 0;
+    std::uint64_t pss_bytes = 0;
+    std::uint64_t uss_bytes = 0;  // Private_Clean + Private_Dirty + Private_Hugetlb
+    std::uint64_t swap_bytes = 0;
+    std::uint64_t anon_huge_bytes = 0;  // AnonHugePages: transparent huge pages
+    std::uint64_t hugetlb_bytes = 0;    // Shared_Hugetlb + Private_Hugetlb
+    std::uint64_t kernel_page_bytes = 0;  // KernelPageSize: above the base page size for hugetlbfs
+    bool hugetlb = false;  // "ht" in VmFlags: a hugetlbfs mapping
+};
+
+// Throws Error naming the line when a line is neither a maps line nor a
+// "Name: value" field, or when a field comes before the first maps line.
+std::vector<SmapsEntry> parse_smaps(std::string_view text);
+// Empty optional when the process does not exist (any more).
+std::optional<std::vector<SmapsEntry>> read_smaps(int pid);
+
+// The user stack pointer of a thread from /proc/PID/task/TID/syscall: the
+// second-last value, present both in a system call ("NR args... SP PC") and
+// when blocked outside one ("-1 SP PC"). Empty for "running", because the
+// kernel does not show the registers of a thread on a CPU.
+std::optional<std::uint64_t> parse_syscall_stack_pointer(std::string_view syscall);
+// The stack pointers of the threads of `pid` that are not running now.
+std::vector<std::uint64_t> read_thread_stack_pointers(int pid);
+
 // Takes VSS and the RSS split (anon, file, shmem) from status, and RSS, PSS,
 // USS and swap from smaps_rollup. USS is Private_Clean + Private_Dirty +
 // Private_Hugetlb. Fields missing from the text are 0.

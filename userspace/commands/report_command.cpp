@@ -12,6 +12,7 @@
 #include "util/error.h"
 #include "views/folded.h"
 #include "views/html.h"
+#include "views/mapping_table.h"
 #include "views/pprof.h"
 #include "views/text.h"
 
@@ -64,6 +65,7 @@ std::string render_summary(const Snapshot& snapshot) {
                         "from files, {} is shared memory\n",
                         format_bytes(untouched), format_bytes(totals.mapped_file_bytes),
                         format_bytes(shmem));
+    text += render_untraced_summary(snapshot);
     return text;
 }
 
@@ -85,6 +87,7 @@ std::string render_text(const Snapshot& snapshot, const ReportOptions& options) 
     table.rows = options.rows;
     table.sort = SortKey::resident;
     text += "\nprocesses\n" + render_header(snapshot, table);
+    text += "\nmappings (largest by RSS)\n" + render_mappings(snapshot, 5, 5);
     text += "\nsites\n" + render_sites(snapshot, table);
     return text;
 }

@@ -50,7 +50,7 @@ int run_snapshot(SnapshotOptions& options) {
                                std::chrono::milliseconds(1), std::chrono::milliseconds(100)));
     }
     tracer.tick();
-    Snapshot snapshot = tracer.snapshot();
+    Snapshot snapshot = tracer.snapshot(SnapshotDetail::mappings);
     save_snapshot(options.output, snapshot);
 
     TableOptions table;

@@ -111,6 +111,39 @@ CgroupMemory cgroup_from_json(const json& object) {
     return cgroup;
 }
 
+json mapping_json(const MappingInfo& mapping) {
+    return {{"kind", mapping.kind},
+            {"start", mapping.start},
+            {"end", mapping.end},
+            {"permissions", mapping.permissions},
+            {"path", text_or_null(mapping.path)},
+            {"size_bytes", mapping.size_bytes},
+            {"rss_bytes", mapping.rss_bytes},
+            {"pss_bytes", mapping.pss_bytes},
+            {"uss_bytes", mapping.uss_bytes},
+            {"swap_bytes", mapping.swap_bytes},
+            {"traced_resident_bytes", mapping.traced_resident_bytes},
+            {"untraced_resident_bytes", mapping.untraced_resident_bytes}};
+}
+
+MappingInfo mapping_from_json(const json& object) {
+    MappingInfo mapping;
+    mapping.kind = object.at("kind").get<std::string>();
+    mapping.start = object.at("start").get<std::uint64_t>();
+    mapping.end = object.at("end").get<std::uint64_t>();
+    mapping.permissions = object.at("permissions").get<std::string>();
+    if (!object.at("path").is_null())
+        mapping.path = object.at("path").get<std::string>();
+    mapping.size_bytes = object.at("size_bytes").get<std::uint64_t>();
+    mapping.rss_bytes = object.at("rss_bytes").get<std::uint64_t>();
+    mapping.pss_bytes = object.at("pss_bytes").get<std::uint64_t>();
+    mapping.uss_bytes = object.at("uss_bytes").get<std::uint64_t>();
+    mapping.swap_bytes = object.at("swap_bytes").get<std::uint64_t>();
+    mapping.traced_resident_bytes = object.at("traced_resident_bytes").get<std::uint64_t>();
+    mapping.untraced_resident_bytes = object.at("untraced_resident_bytes").get<std::uint64_t>();
+    return mapping;
+}
+
 json process_json(const ProcessInfo& process) {
     const auto& memory = process.memory;
     json result = {
@@ -130,6 +163,7 @@ json process_json(const ProcessInfo& process) {
           {"swap_bytes", memory.swap_bytes}}},
         {"cgroup", nullptr},
         {"allocators", json::array()},
+        {"mappings", json::array()},
     };
     if (process.cgroup)
         result["cgroup"] = cgroup_json(*process.cgroup, false);
@@ -138,6 +172,8 @@ json process_json(const ProcessInfo& process) {
                                         {"kind", allocator.kind},
                                         {"probed", allocator.probed},
                                         {"note", text_or_null(allocator.note)}});
+    for (const auto& mapping : process.mappings)
+        result["mappings"].push_back(mapping_json(mapping));
     return result;
 }
 
@@ -170,6 +206,8 @@ ProcessInfo process_from_json(const json& object) {
             info.note = allocator.at("note").get<std::string>();
         process.allocators.push_back(info);
     }
+    for (const json& mapping : object.value("mappings", json::array()))
+        process.mappings.push_back(mapping_from_json(mapping));
     return process;
 }
 

@@ -86,6 +86,28 @@ struct AllocatorInfo {
     std::string note;      // why it is not probed, or what is missing
 };
 
+// One mapping of a process at the snapshot, from /proc/PID/smaps. Sizes in bytes.
+struct MappingInfo {
+    // "heap", "stack" (the main stack and thread stacks), "anonymous", "file"
+    // (private file mapping), "shared" (shared memory and MAP_SHARED),
+    // "huge" (transparent or hugetlbfs huge pages), "vdso" or "other".
+    std::string kind;
+    std::uint64_t start = 0;
+    std::uint64_t end = 0;  // exclusive
+    std::string permissions;  // as in /proc/PID/maps, e.g. "rw-p"
+    std::string path;         // "[heap]", "[stack]", a file... Empty for anonymous memory.
+    std::uint64_t size_bytes = 0;
+    std::uint64_t rss_bytes = 0;
+    std::uint64_t pss_bytes = 0;
+    std::uint64_t uss_bytes = 0;  // Private_Clean + Private_Dirty + Private_Hugetlb
+    std::uint64_t swap_bytes = 0;
+    // Resident bytes inside live blocks or mappings that memobserve saw
+    // being created, and the rest of the RSS: memory that predates tracing
+    // or that no probe saw (file pages, the loader's and the stack's pages).
+    std::uint64_t traced_resident_bytes = 0;
+    std::uint64_t untraced_resident_bytes = 0;
+};
+
 struct ProcessInfo {
     int pid = 0;
     int nspid = 0;  // pid in the process's own pid namespace (a container's)
@@ -95,6 +117,9 @@ struct ProcessInfo {
     ProcessMemory memory;
     std::optional<CgroupMemory> cgroup;
     std::vector<AllocatorInfo> allocators;
+    // Read by `memobserve snapshot` only. Empty in the live view, for a
+    // process that exited, and in files written before mappings existed.
+    std::vector<MappingInfo> mappings;
 };
 
 struct SiteCounters {

@@ -13,6 +13,7 @@
 
 #include "collectors/cgroup.h"
 #include "collectors/pagemap.h"
+#include "collectors/process_mappings.h"
 #include "collectors/procfs.h"
 #include "session/overhead.h"
 #include "util/error.h"
@@ -482,6 +483,7 @@ void Tracer::measure_residency(const std::vector<std::pair<mo_live_key, mo_live_
                 all.insert(all.end(), site_ranges.begin(), site_ranges.end());
                 resident[site] = pagemap.resident_bytes(std::move(site_ranges));
             }
+            process.traced_ranges = all;
             process.resident_total = pagemap.resident_bytes(std::move(all));
             process.resident_by_site = std::move(resident);
         } catch (const Error& error) {
@@ -525,7 +527,20 @@ std::vector<Frame> Tracer::frames_of(const SiteId& site) {
     return frames;
 }
 
-Snapshot Tracer::snapshot() {
+std::vector<MappingInfo> Tracer::read_mappings(ProcessState& process) {
+    int pid = process.info.pid;
+    try {
+        auto mappings = read_process_mappings(pid, process.traced_ranges, page_size_);
+        if (mappings)
+            return std::move(*mappings);
+    } catch (const Error& error) {
+        if (process_exists(pid))
+            log::warning("process {}: mappings left out of the snapshot: {}", pid, error.what());
+    }
+    return {};
+}
+
+Snapshot Tracer::snapshot(SnapshotDetail detail) {
     poll(std::chrono::milliseconds(0));
     auto live = bpf_->read_live_allocations();
     // The live view takes a snapshot right after each tick: one pagemap
@@ -564,6 +579,8 @@ Snapshot Tracer::snapshot() {
 
     for (auto& [pid, process] : processes_) {
         snapshot.processes.push_back(process.info);
+        if (detail == SnapshotDetail::mappings && !process.info.exited)
+            snapshot.processes.back().mappings = read_mappings(process);
         for (const auto& [site, resident] : process.resident_by_site)
             sites[site].resident_bytes = resident;
         snapshot.totals.resident_bytes += process.resident_total;

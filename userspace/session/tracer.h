@@ -28,6 +28,11 @@ struct TargetSpec {
     bool all = false;
 };
 
+// Detail of a snapshot beyond the counters. Reading every mapping of every
+// process (smaps) takes long in a large process, so the live view leaves it
+// out.
+enum class SnapshotDetail { counters, mappings };
+
 class Tracer {
 public:
     // Checks the targets, loads the BPF programs and attaches every probe.
@@ -43,8 +48,9 @@ public:
     void tick();
 
     // Everything known now, symbolized. Residency of exited processes is the
-    // last one measured.
-    Snapshot snapshot();
+    // last one measured. With SnapshotDetail::mappings, also each running
+    // process's mappings.
+    Snapshot snapshot(SnapshotDetail detail = SnapshotDetail::counters);
 
     // True once every traced process has exited. Never for a cgroup or the
     // whole host, where new processes may still start.
@@ -64,6 +70,9 @@ private:
         std::set<std::pair<std::uint64_t, std::uint64_t>> inspected_files;
         std::map<SiteId, std::uint64_t> resident_by_site;
         std::uint64_t resident_total = 0;
+        // Live blocks and mappings seen being created, at the last residency
+        // measurement.
+        std::vector<AddressRange> traced_ranges;
         bool symbolizer_loaded = false;
         bool needs_step_probe = false;
     };
@@ -79,6 +88,7 @@ private:
     TargetInfo target_info() const;
     std::vector<CgroupMemory> target_cgroups() const;
     void measure_residency(const std::vector<std::pair<mo_live_key, mo_live_value>>& live);
+    std::vector<MappingInfo> read_mappings(ProcessState& process);
     void handle_event(const mo_event& event);
     void settle_symbols();
     void check_overhead(std::uint64_t probe_hits);
