@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <memory>
+#include <vector>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -32,6 +33,30 @@ struct ReportOptions {
 std::uint64_t untouched_bytes(const SiteCounters& counters) {
     std::uint64_t address_space = std::max(counters.live_bytes, counters.mapped_bytes);
     return address_space > counters.resident_bytes ? address_space - counters.resident_bytes : 0;
+}
+
+// Sites whose live blocks and mappings have the most address space without a
+// resident page: allocated or mapped, never written.
+std::string render_untouched_sites(const Snapshot& snapshot, std::size_t rows) {
+    std::vector<const Site*> sites;
+    for (const auto& site : snapshot.sites) {
+        if (untouched_bytes(site.counters) > 0)
+            sites.push_back(&site);
+    }
+    std::stable_sort(sites.begin(), sites.end(), [](const Site* left, const Site* right) {
+        return untouched_bytes(left->counters) > untouched_bytes(right->counters);
+    });
+    std::string text = fmt::format("{:>13} {:>11} {:>11} {:>11} {:>7}  {}\n", "NEVER-TOUCHED", "LIVE",
+                                   "MAPPED", "RESIDENT", "PID", "SITE (calling function < its callers)");
+    for (std::size_t i = 0; i < sites.size() && i < rows; ++i) {
+        const SiteCounters& counters = sites[i]->counters;
+        text += fmt::format("{:>13} {:>11} {:>11} {:>11} {:>7}  {}\n", format_bytes(untouched_bytes(counters)),
+                            format_bytes(counters.live_bytes), format_bytes(counters.mapped_bytes),
+                            format_bytes(counters.resident_bytes), sites[i]->pid, site_label(*sites[i]));
+    }
+    if (sites.empty())
+        text += "(none: every live block and mapping has resident pages)\n";
+    return text;
 }
 
 std::string render_summary(const Snapshot& snapshot) {
@@ -77,12 +102,8 @@ std::string render_text(const Snapshot& snapshot, const ReportOptions& options) 
     text += "\ntop sites by resident bytes\n";
     text += render_sites(snapshot, table);
 
-    Snapshot by_untouched = snapshot;
-    for (auto& site : by_untouched.sites)
-        site.counters.allocated_bytes = untouched_bytes(site.counters);
-    table.sort = SortKey::allocated;
-    text += "\ntop sites by never-touched address space (in the ALLOCATED column)\n";
-    text += render_sites(by_untouched, table);
+    text += "\ntop sites by never-touched address space\n";
+    text += render_untouched_sites(snapshot, table.rows);
 
     table.rows = options.rows;
     table.sort = SortKey::resident;

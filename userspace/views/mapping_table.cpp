@@ -50,7 +50,12 @@ std::string render_untraced_summary(const Snapshot& snapshot) {
     text += "             ";
     for (std::size_t i = 0; i < sorted.size() && i < 4; ++i)
         text += fmt::format("{} {} {}", i == 0 ? "" : ",", sorted[i].first, format_bytes(sorted[i].second));
-    return text + "\n";
+    text += "\n";
+    // What the heap and anonymous part is: the tool cannot tell the two apart.
+    if (kinds->count("heap") || kinds->count("anonymous"))
+        text += "              (in heap and anonymous mappings: blocks freed but kept by the allocator, "
+                "or memory allocated before tracing)\n";
+    return text;
 }
 
 namespace {
