@@ -3,7 +3,9 @@
  * It reserves a 2 GiB cache up front and never fills it, reads a 256 MiB
  * table into memory, keeps 128 MiB of calloc'ed buffers that stay zero, and
  * churns small request objects. A heap profiler reports about 2.4 GiB; the
- * kernel backs about 260 MiB. Runs for argv[1] seconds (default 30). */
+ * kernel backs about 260 MiB. Runs for argv[1] seconds (default 30). With
+ * "leak" as argv[2] it also keeps a growing session cache: every second,
+ * 4 MiB written and 16 MiB reserved and never touched. */
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -15,6 +17,7 @@ static void *volatile cache_blocks[32];
 static void *volatile table;
 static void *volatile buffers[128];
 static void *volatile request;
+static void *volatile sessions[4096];
 
 __attribute__((noinline)) void reserve_cache(void)
 {
@@ -43,10 +46,23 @@ __attribute__((noinline)) void handle_request(int id)
 	free(object);
 }
 
+/* The leak: session state that is never released. */
+__attribute__((noinline)) void remember_session(int second)
+{
+	char *state = malloc(4 * MiB);
+
+	memset(state, 1, 4 * MiB);
+	sessions[(2 * second) % 4096] = state;
+	sessions[(2 * second + 1) % 4096] = malloc(16 * MiB);
+}
+
 int main(int argc, char **argv)
 {
 	int seconds = argc > 1 ? atoi(argv[1]) : 30;
-	time_t end = time(NULL) + seconds;
+	int leak = argc > 2 && strcmp(argv[2], "leak") == 0;
+	time_t start = time(NULL);
+	time_t end = start + seconds;
+	time_t last = start;
 	int id = 0;
 
 	reserve_cache();
@@ -55,6 +71,10 @@ int main(int argc, char **argv)
 	while (time(NULL) < end) {
 		for (int i = 0; i < 100; i++)
 			handle_request(id++);
+		if (leak && time(NULL) != last) {
+			last = time(NULL);
+			remember_session((int)(last - start));
+		}
 		usleep(10000);
 	}
 	return 0;
