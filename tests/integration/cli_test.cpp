@@ -158,7 +158,11 @@ TEST_CASE("diff sorts sites by resident growth", "[cli]") {
     sessions.pid = 5;
     sessions.frames = {{0x20, "open_session", "/srv/service", 4, "", 0}};
     sessions.counters.resident_bytes = 4096;
-    older.sites = {cache, sessions};
+    memobserve::Site idle;
+    idle.pid = 5;
+    idle.frames = {{0x30, "idle_loop", "/srv/service", 2, "", 0}};
+    idle.counters.resident_bytes = 8192;
+    older.sites = {cache, sessions, idle};
 
     memobserve::Snapshot newer = older;
     newer.taken_at = "2026-12-04T20:10:00Z";
@@ -184,6 +188,23 @@ TEST_CASE("diff sorts sites by resident growth", "[cli]") {
     REQUIRE(cache_at != std::string::npos);
     CHECK(sessions_at < cache_at);
     CHECK_THAT(run.stdout_text, Catch::Contains("+8.00 MiB"));
+    // A site that did not change is counted, not listed.
+    CHECK(run.stdout_text.find("idle_loop") == std::string::npos);
+    CHECK_THAT(run.stdout_text, Catch::Contains("(1 site unchanged)"));
+    CHECK(run.stdout_text.find("no process in common") == std::string::npos);
+
+    // Snapshots of different processes are compared, with a note.
+    memobserve::Snapshot other = newer;
+    other.processes[0].pid = 6;
+    for (auto& site : other.sites)
+        site.pid = 6;
+    std::ofstream(old_path) << memobserve::to_json(older).dump();
+    std::ofstream(new_path) << memobserve::to_json(other).dump();
+    Run unrelated = run_memobserve({"diff", old_path, new_path});
+    unlink(old_path.c_str());
+    unlink(new_path.c_str());
+    CHECK(unrelated.status == 0);
+    CHECK_THAT(unrelated.stdout_text, Catch::Contains("no process in common"));
 
     Run missing = run_memobserve({"diff", old_path, new_path});
     CHECK(missing.status != 0);

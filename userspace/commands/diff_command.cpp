@@ -76,17 +76,35 @@ int run_diff(const DiffOptions& options) {
         entry.site = &site;
         entry.new_counters += site.counters;
     }
+    // Sites that did not change in any column are counted, not listed.
+    auto unchanged = [](const SiteGrowth& entry) {
+        const auto& before = entry.old_counters;
+        const auto& after = entry.new_counters;
+        return before.resident_bytes == after.resident_bytes && before.live_bytes == after.live_bytes &&
+               before.mapped_bytes == after.mapped_bytes && before.allocated_bytes == after.allocated_bytes;
+    };
     std::vector<const SiteGrowth*> sorted;
-    for (const auto& [identity, entry] : growth)
-        sorted.push_back(&entry);
+    std::size_t unchanged_sites = 0;
+    for (const auto& [identity, entry] : growth) {
+        if (unchanged(entry))
+            ++unchanged_sites;
+        else
+            sorted.push_back(&entry);
+    }
     std::stable_sort(sorted.begin(), sorted.end(), [](const SiteGrowth* left, const SiteGrowth* right) {
         return difference(left->new_counters.resident_bytes, left->old_counters.resident_bytes) >
                difference(right->new_counters.resident_bytes, right->old_counters.resident_bytes);
     });
 
-    fmt::print("growth from {} ({}) to {} ({})\n\nprocesses\n{}\nsites, by resident growth\n",
-               options.old_path, older.taken_at, options.new_path, newer.taken_at,
-               render_process_growth(older, newer));
+    fmt::print("growth from {} ({}) to {} ({})\n", options.old_path, older.taken_at, options.new_path,
+               newer.taken_at);
+    bool shared_process = std::any_of(newer.processes.begin(), newer.processes.end(), [&](const ProcessInfo& process) {
+        return std::any_of(older.processes.begin(), older.processes.end(),
+                           [&](const ProcessInfo& candidate) { return candidate.pid == process.pid; });
+    });
+    if (!shared_process)
+        fmt::print("note: the two snapshots have no process in common, so each site appears as new or gone\n");
+    fmt::print("\nprocesses\n{}\nsites, by resident growth\n", render_process_growth(older, newer));
     fmt::print("{:>12} {:>12} {:>12} {:>12} {:>7}  {}\n", "RESIDENT", "LIVE", "MAPPED", "ALLOCATED", "PID",
                "SITE");
     std::size_t rows = 0;
@@ -102,6 +120,10 @@ int run_diff(const DiffOptions& options) {
                    signed_bytes(difference(after.allocated_bytes, before.allocated_bytes)),
                    entry->site->pid, site_label(*entry->site));
     }
+    if (sorted.size() > options.rows)
+        fmt::print("({} more sites changed)\n", sorted.size() - options.rows);
+    if (unchanged_sites > 0)
+        fmt::print("({} {} unchanged)\n", unchanged_sites, unchanged_sites == 1 ? "site" : "sites");
     return 0;
 }
 
