@@ -26,7 +26,7 @@ cleanup() {
     for dir in "$v2_dir" "$memory_dir"; do
         [[ -n $dir && -d $dir ]] || continue
         for _ in $(seq 50); do
-            [[ -s $dir/cgroup.procs ]] || break
+            [[ -n $(cat "$dir/cgroup.procs") ]] || break
             xargs -r kill -9 < "$dir/cgroup.procs" 2>/dev/null || true
             sleep 0.1
         done
@@ -74,3 +74,6 @@ read -r line <&"${CONTAINER[0]}"   # done
 wait $tracer
 cat "$log" >&2
 rm -f "$log"
+# End the container quietly; cleanup removes the cgroups.
+kill -9 "$CONTAINER_PID" 2>/dev/null || true
+wait "$CONTAINER_PID" 2>/dev/null || true
