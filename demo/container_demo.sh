@@ -30,7 +30,12 @@ cleanup() {
             xargs -r kill -9 < "$dir/cgroup.procs" 2>/dev/null || true
             sleep 0.1
         done
-        rmdir "$dir" 2>/dev/null || true
+        # The kernel frees a cgroup shortly after its last process dies.
+        for _ in $(seq 50); do
+            rmdir "$dir" 2>/dev/null && break
+            sleep 0.1
+        done
+        [[ -d $dir ]] && echo "container_demo.sh: could not remove $dir; remove it with rmdir" >&2
     done
     rm -rf "$container_root"
 }

@@ -84,9 +84,11 @@ std::uint64_t parse_fault_sample(const std::string& text) {
     return bytes;
 }
 
-double parse_max_overhead(const std::string& text) {
-    if (text == "none")
+double parse_max_overhead(const std::string& given) {
+    if (given == "none")
         return 0;
+    // "5%" reads as 5, the way the messages print it.
+    std::string text = given.ends_with('%') ? given.substr(0, given.size() - 1) : given;
     double percent = 0;
     std::size_t end = 0;
     try {
@@ -95,7 +97,7 @@ double parse_max_overhead(const std::string& text) {
         end = 0;
     }
     if (end == 0 || end != text.size() || !(percent > 0) || percent > 100)
-        throw Error(fmt::format("invalid --max-overhead value '{}'", text),
+        throw Error(fmt::format("invalid --max-overhead value '{}'", given),
                     "give a percentage above 0 and up to 100, such as 5 or 0.5, or 'none'");
     return percent;
 }

@@ -338,7 +338,10 @@ std::string render_header(const Snapshot& snapshot, const TableOptions& options)
                         format_bytes(totals.live_bytes), format_bytes(totals.mapped_bytes),
                         format_bytes(totals.faulted_bytes), format_bytes(totals.resident_bytes));
     const OverheadInfo& overhead = snapshot.overhead;
-    if (!snapshot.alloc_probes) {
+    if (!snapshot.alloc_probes && snapshot.target.kind == "all") {
+        text += "allocator probes: off, the default for -a (--alloc-probes turns them on): allocated "
+                "and live are not measured\n";
+    } else if (!snapshot.alloc_probes) {
         text += "allocator probes: off (--no-alloc-probes): allocated and live are not measured\n";
     } else if (overhead.tripped) {
         text += fmt::format("allocator probes: DETACHED after {:.1f}s: they took about {:.1f}% of the "
