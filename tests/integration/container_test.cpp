@@ -166,6 +166,17 @@ std::size_t open_files(int pid) {
     return count;
 }
 
+// Stop memobserve with SIGINT, check its snapshot against the schema, and
+// return it; the file is removed.
+nlohmann::json stop_and_read_snapshot(Child& memobserve, const std::string& output) {
+    memobserve.signal(SIGINT);
+    REQUIRE(memobserve.wait(120) == 0);
+    check_snapshot_schema(output);
+    nlohmann::json snapshot = nlohmann::json::parse(read_file(output));
+    unlink(output.c_str());
+    return snapshot;
+}
+
 const nlohmann::json* process_with_pid(const nlohmann::json& snapshot, int pid) {
     for (const auto& process : snapshot.at("processes"))
         if (process.at("pid").get<int>() == pid)
@@ -344,7 +355,7 @@ TEST_CASE("whole host: processes inside and outside a container", "[integration]
     };
     CHECK(mapped_by(outside.pid(), "map_and_unmap") == 49 * kMiB + 768 * 1024);
     // Without allocator probes, malloc's mappings end at libc's mmap call
-    // (Debian's libc has no frame pointers): one site holds all eight.
+    // (Debian's libc has no frame pointers): one site has all eight.
     std::uint64_t largest = 0;
     for (const auto& stack : snapshot.at("stacks"))
         if (stack.at("pid").get<int>() == inside_pid)
@@ -413,7 +424,7 @@ TEST_CASE("empty cgroup: memobserve waits for processes", "[integration][contain
     REQUIRE(memobserve.wait_for_stderr("has no processes yet: waiting"));
     auto late = container.start("late");
     REQUIRE(late->wait_for_line("ready"));
-    // The container's libc is probed once memobserve sees a process map it;
+    // The container's libc is probed once memobserve finds a process that maps it;
     // what the first process allocates before that, and in the moment
     // memobserve takes to set up its return probes, is not counted.
     REQUIRE(memobserve.wait_for_stderr("for every process that maps it"));
@@ -421,11 +432,7 @@ TEST_CASE("empty cgroup: memobserve waits for processes", "[integration][contain
     late->write_line("go");
     REQUIRE(late->wait_for_line("done"));
     std::this_thread::sleep_for(std::chrono::milliseconds(1500));
-    memobserve.signal(SIGINT);
-    REQUIRE(memobserve.wait(120) == 0);
-    check_snapshot_schema(output);
-    nlohmann::json snapshot = nlohmann::json::parse(read_file(output));
-    unlink(output.c_str());
+    nlohmann::json snapshot = stop_and_read_snapshot(memobserve, output);
     CHECK(sum_at(snapshot, "allocate_late", "allocated_bytes") == 128 * kMiB);
 }
 
@@ -448,11 +455,7 @@ TEST_CASE("v1 memory cgroup path: followed by membership", "[integration][contai
     late->write_line("go");
     REQUIRE(late->wait_for_line("done"));
     std::this_thread::sleep_for(std::chrono::milliseconds(1500));
-    memobserve.signal(SIGINT);
-    REQUIRE(memobserve.wait(120) == 0);
-    check_snapshot_schema(output);
-    nlohmann::json snapshot = nlohmann::json::parse(read_file(output));
-    unlink(output.c_str());
+    nlohmann::json snapshot = stop_and_read_snapshot(memobserve, output);
     CHECK(snapshot.at("target").at("hierarchy") == "v1");
     CHECK(snapshot.at("target").at("path") == container.memory_path());
     CHECK(sum_at(snapshot, "allocate_late", "allocated_bytes") == 128 * kMiB);

@@ -29,10 +29,10 @@ inline constexpr std::uint64_t kV1UnlimitedThreshold = std::uint64_t{1} << 62;
 
 bool is_v1_unlimited(std::uint64_t limit_bytes);
 
-// Where the hierarchies are mounted below `root`; empty strings when absent.
+// Mount points of the hierarchies below `root`. Empty strings when absent.
 struct CgroupMounts {
     std::string v2;         // root itself on a pure v2 host, root/unified on a hybrid one
-    std::string v1_memory;  // root/memory when v1 holds the memory controller
+    std::string v1_memory;  // root/memory when v1 has the memory controller
     bool v2_has_memory = false;
 };
 CgroupMounts find_cgroup_mounts(const std::string& root = "/sys/fs/cgroup");
@@ -49,7 +49,7 @@ std::optional<CgroupMemory> read_cgroup_memory(int pid, const std::string& root 
 std::optional<CgroupMemory> read_cgroup_memory(const CgroupMembership& membership,
                                                const std::string& root = "/sys/fs/cgroup",
                                                CgroupDetail detail = CgroupDetail::totals);
-// The memory cgroup at `path` of the hierarchy that holds the memory
+// The memory cgroup at `path` of the hierarchy that has the memory
 // controller; empty optional when there is no such directory.
 std::optional<CgroupMemory> read_memory_cgroup_at(const std::string& path,
                                                   const std::string& root = "/sys/fs/cgroup",

@@ -56,7 +56,7 @@ struct CgroupMemory {
     std::map<std::string, std::uint64_t> events;
 };
 
-// What a cgroup's usage is made of, in bytes, from its memory.stat.
+// Parts of a cgroup's usage, in bytes, from its memory.stat.
 struct CgroupBreakdown {
     std::uint64_t anon = 0;
     std::uint64_t file = 0;    // page cache without shared memory
@@ -68,7 +68,7 @@ struct CgroupBreakdown {
 };
 CgroupBreakdown cgroup_breakdown(const CgroupMemory& cgroup);
 
-// What a trace follows. "pid": processes named with -p; "command": a command
+// The target of a trace. "pid": processes named with -p; "command": a command
 // memobserve started; "cgroup": a cgroup and its descendants; "all": the host.
 struct TargetInfo {
     std::string kind = "pid";

@@ -156,8 +156,8 @@ BpfSession::BpfSession(const TraceOptions& options) {
 
 BpfSession::~BpfSession() {
     ring_buffer__free(ring_);
-    // The kernel takes about 0.1 s to detach each uprobe here: say why the
-    // exit takes a while.
+    // The kernel takes about 0.1 s to detach each uprobe here, so a long
+    // exit is announced.
     if (std::size_t count = attached_probe_count(); count > 40)
         fmt::print(stderr, "memobserve: detaching {} probes (about {:.0f} s)\n", count, count * 0.1);
     detach_uprobes(false);

@@ -1,4 +1,4 @@
-// What the allocator probes cost the traced processes: the time of one probe
+// Cost of the allocator probes to the traced processes: the time of one probe
 // hit, measured at start-up, and the share of the targets' CPU time that the
 // hits take while tracing.
 #pragma once

@@ -307,7 +307,11 @@ std::vector<MergedSite> merge_across_processes(const std::vector<Site>& sites) {
     std::map<std::string, std::size_t> index;
     std::vector<MergedSite> merged;
     for (const auto& site : sites) {
-        std::string identity = site.unknown_stack ? "unknown" : site.fault_residue ? "residue" : "";
+        std::string identity;
+        if (site.unknown_stack)
+            identity = "unknown";
+        else if (site.fault_residue)
+            identity = "residue";
         for (const auto& frame : site.frames)
             identity += fmt::format("|{}:{}+{:x}", frame.module, frame.symbol, frame.offset);
         auto [found, added] = index.emplace(identity, merged.size());
