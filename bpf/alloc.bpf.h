@@ -81,6 +81,8 @@ static __always_inline void record_allocation(struct allocator_call *call, __u64
 	}
 	if (bpf_map_update_elem(&live, &key, &value, BPF_ANY))
 		count_drop(MO_DROP_LIVE_MAP_FULL);
+	else
+		count_stat(MO_STAT_LIVE_CHANGES);
 }
 
 static __always_inline void record_failure(struct allocator_call *call)
@@ -107,6 +109,7 @@ static __always_inline void record_free(__u32 tgid, __u64 address)
 		__sync_fetch_and_add(&counters->frees, 1);
 	}
 	bpf_map_delete_elem(&live, &key);
+	count_stat(MO_STAT_LIVE_CHANGES);
 }
 
 static __always_inline int enter_allocator(struct pt_regs *ctx, __u32 kind, __u64 size,

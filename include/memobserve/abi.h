@@ -95,6 +95,7 @@ enum mo_stat {
 	MO_STAT_UNTRACKED_FREES,      /* free of a block allocated before attaching */
 	MO_STAT_ALLOC_RETURNS,        /* return probes that completed an allocator call */
 	MO_STAT_LOST_RETURNS,         /* allocator calls whose return probe never ran */
+	MO_STAT_LIVE_CHANGES,         /* blocks added to or removed from the live map */
 	MO_STAT_COUNT,
 };
 

@@ -89,7 +89,9 @@ TEST_CASE("html tree sums the layers per frame", "[html]") {
 TEST_CASE("html data cannot close its script element", "[html]") {
     Snapshot snapshot = load_snapshot(kFixture);
     std::string hostile = "less<int>::operator()</script><script>alert(1)</script>";
-    snapshot.sites[0].frames[1].symbol = hostile;
+    std::vector<Frame> frames(snapshot.sites[0].frames.begin(), snapshot.sites[0].frames.end());
+    frames[1].symbol = hostile;
+    snapshot.sites[0].frames = std::move(frames);
     std::string html = render_html(snapshot);
 
     // The closing tags of the data element and of the script element only.

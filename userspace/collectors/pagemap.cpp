@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <iterator>
 
 #include <fmt/format.h>
 
@@ -28,19 +29,20 @@ constexpr std::uint64_t kMaxGapPages = 512;
 
 }  // namespace
 
-// The pagemap entries of one run of pages, read with as few preads as the
-// merged ranges allow. Lookups in ascending page order reuse each read.
+// Presence bits read from pagemap, kept for the life of the Pagemap so that
+// the ranges of many sites on the same pages are read once. A miss reads the
+// rest of its merged range and the ranges close after it, in one pread when
+// it can.
 class Pagemap::EntryCache {
 public:
     EntryCache(Pagemap& pagemap, const std::vector<AddressRange>& ranges)
         : pagemap_(pagemap), ranges_(ranges) {}
 
-    // `range_index` is the merged range that contains `page`. On a miss, the
-    // read extends over the ranges after it.
+    // `range_index` is the merged range that contains `page`.
     bool is_present(std::uint64_t page, std::size_t range_index) {
-        if (page < first_page_ || page - first_page_ >= entries_.size())
-            load(page, read_end(page, range_index));
-        return (entries_[page - first_page_] & kPresentBit) != 0;
+        if (chunk_ == nullptr || page < chunk_first_ || page - chunk_first_ >= chunk_->size())
+            find_or_load(page, range_index);
+        return (*chunk_)[page - chunk_first_];
     }
 
 private:
@@ -49,6 +51,25 @@ private:
     }
     std::uint64_t last_page_of(const AddressRange& range) const {
         return (range.end - 1) / pagemap_.page_size_;
+    }
+
+    void find_or_load(std::uint64_t page, std::size_t range_index) {
+        auto& chunks = pagemap_.present_;
+        auto next = chunks.upper_bound(page);
+        if (next != chunks.begin()) {
+            auto previous = std::prev(next);
+            if (page - previous->first < previous->second.size()) {
+                chunk_first_ = previous->first;
+                chunk_ = &previous->second;
+                return;
+            }
+        }
+        std::uint64_t end = read_end(page, range_index);
+        // Pages already read stay where they are.
+        if (next != chunks.end())
+            end = std::min(end, next->first);
+        chunk_first_ = page;
+        chunk_ = &chunks.emplace(page, load(page, end)).first->second;
     }
 
     // The page after the last one that a read starting at `page` covers: the
@@ -65,8 +86,7 @@ private:
         return end;
     }
 
-    void load(std::uint64_t first_page, std::uint64_t end_page) {
-        first_page_ = first_page;
+    std::vector<bool> load(std::uint64_t first_page, std::uint64_t end_page) {
         // Entries that the kernel does not return stay 0 (not present). That
         // happens past the end of the user address space and after the process
         // exits, when pread returns 0.
@@ -86,12 +106,17 @@ private:
                 break;
             done += static_cast<std::size_t>(count);
         }
+        std::vector<bool> present(entries_.size());
+        for (std::size_t i = 0; i < entries_.size(); ++i)
+            present[i] = (entries_[i] & kPresentBit) != 0;
+        return present;
     }
 
     Pagemap& pagemap_;
     const std::vector<AddressRange>& ranges_;
-    std::uint64_t first_page_ = 0;
-    std::vector<std::uint64_t> entries_;
+    std::vector<std::uint64_t> entries_;  // read buffer
+    std::uint64_t chunk_first_ = 0;
+    const std::vector<bool>* chunk_ = nullptr;
 };
 
 std::vector<AddressRange> merge_ranges(std::vector<AddressRange> ranges) {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -29,6 +30,7 @@ public:
     // Bytes of [start, end) that lie on pages present in RAM. A page that the
     // range covers only in part counts only the covered bytes. Ranges may be
     // given in any order and may overlap, and each byte is counted once.
+    // Pages are read once per Pagemap: open a new one to see later changes.
     std::uint64_t resident_bytes(std::vector<AddressRange> ranges);
 
     // Number of pread calls made so far, so that tests can check the batching.
@@ -41,6 +43,8 @@ private:
     std::uint64_t page_size_;
     std::string path_;
     std::uint64_t read_calls_ = 0;
+    // Presence of each page read so far, by runs: first page -> one bit per page.
+    std::map<std::uint64_t, std::vector<bool>> present_;
 };
 
 }  // namespace memobserve

@@ -24,4 +24,21 @@ std::string Frame::display() const {
     return text;
 }
 
+FrameChain::FrameChain(std::vector<Frame> frames)
+    : frames_(std::make_shared<const std::vector<Frame>>(std::move(frames))) {}
+
+FrameChain::FrameChain(std::initializer_list<Frame> frames)
+    : frames_(std::make_shared<const std::vector<Frame>>(frames)) {}
+
+void FrameChain::push_back(Frame frame) {
+    std::vector<Frame> copy = frames_ ? *frames_ : std::vector<Frame>{};
+    copy.push_back(std::move(frame));
+    frames_ = std::make_shared<const std::vector<Frame>>(std::move(copy));
+}
+
+const std::vector<Frame>& FrameChain::list() const {
+    static const std::vector<Frame> kNoFrames;
+    return frames_ ? *frames_ : kNoFrames;
+}
+
 }  // namespace memobserve

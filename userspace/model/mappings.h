@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <vector>
 
@@ -18,6 +19,14 @@ struct SiteId {
 
     static SiteId from(const mo_site_key& key) { return {key.pid, key.stack_id, key.caller}; }
     auto operator<=>(const SiteId&) const = default;
+};
+
+struct SiteIdHash {
+    std::size_t operator()(const SiteId& site) const {
+        std::uint64_t mixed = (std::uint64_t{site.pid} << 32 | static_cast<std::uint32_t>(site.stack_id)) ^
+                              (site.caller * 0x9e3779b97f4a7c15);
+        return std::hash<std::uint64_t>{}(mixed);
+    }
 };
 
 struct Mapping {

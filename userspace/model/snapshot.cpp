@@ -375,8 +375,10 @@ Snapshot snapshot_from_json(const json& document) {
             site.pid = stack.at("pid").get<int>();
             site.unknown_stack = stack.value("unknown_stack", false);
             site.fault_residue = stack.value("fault_residue", false);
+            std::vector<Frame> frames;
             for (const json& frame : stack.at("frames"))
-                site.frames.push_back(frame_from_json(frame));
+                frames.push_back(frame_from_json(frame));
+            site.frames = std::move(frames);
             site.counters = counters_from_json(stack);
             snapshot.sites.push_back(std::move(site));
         }

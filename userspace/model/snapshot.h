@@ -3,7 +3,9 @@
 #pragma once
 
 #include <cstdint>
+#include <initializer_list>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -27,6 +29,36 @@ struct Frame {
 
     // "symbol+0x1f (module)" or "module+0x1234".
     std::string display() const;
+};
+
+// The frames of one stack, innermost first. Copies share one list, which
+// is copied only when a copy is changed: the live view builds a snapshot of
+// every site at each refresh, and a site's frames stay the same.
+class FrameChain {
+public:
+    using const_iterator = std::vector<Frame>::const_iterator;
+    using const_reverse_iterator = std::vector<Frame>::const_reverse_iterator;
+
+    FrameChain() = default;
+    FrameChain(std::vector<Frame> frames);
+    FrameChain(std::initializer_list<Frame> frames);
+
+    const_iterator begin() const { return list().begin(); }
+    const_iterator end() const { return list().end(); }
+    const_reverse_iterator rbegin() const { return list().rbegin(); }
+    const_reverse_iterator rend() const { return list().rend(); }
+    std::size_t size() const { return frames_ ? frames_->size() : 0; }
+    bool empty() const { return size() == 0; }
+    const Frame& operator[](std::size_t index) const { return list()[index]; }
+    const Frame& front() const { return list().front(); }
+    const Frame& back() const { return list().back(); }
+
+    void push_back(Frame frame);
+
+private:
+    const std::vector<Frame>& list() const;
+
+    std::shared_ptr<const std::vector<Frame>> frames_;
 };
 
 // The kernel's totals for one process, in bytes.
@@ -147,7 +179,7 @@ struct Site {
     // Faults of the process since its last sampled stack (see
     // Snapshot::fault_sample_bytes): no stack, only faulted bytes.
     bool fault_residue = false;
-    std::vector<Frame> frames;   // innermost first
+    FrameChain frames;
     SiteCounters counters;
 };
 

@@ -412,7 +412,7 @@ void Tracer::tick() {
         inspect_allocators(process);
         read_process_totals(process);
     }
-    measure_residency(bpf_->read_live_allocations());
+    measure_residency();
 
     auto now = std::chrono::steady_clock::now();
     double seconds = std::chrono::duration<double>(now - last_tick_).count();
@@ -461,10 +461,18 @@ void Tracer::check_overhead(std::uint64_t probe_hits) {
                  overhead_.last_percent, overhead_.max_percent);
 }
 
-void Tracer::measure_residency(const std::vector<std::pair<mo_live_key, mo_live_value>>& live) {
+void Tracer::measure_residency() {
     last_residency_ = std::chrono::steady_clock::now();
-    std::map<int, std::map<SiteId, std::vector<AddressRange>>> ranges;
-    for (const auto& [key, value] : live)
+    // Reading the live map walks all its buckets: skip it when no block came
+    // or went since the last read.
+    std::uint64_t live_changes = bpf_->read_stat(MO_STAT_LIVE_CHANGES);
+    if (!live_read_ || live_changes != live_changes_read_) {
+        live_ = bpf_->read_live_allocations();
+        live_changes_read_ = live_changes;
+        live_read_ = true;
+    }
+    std::map<int, std::unordered_map<SiteId, std::vector<AddressRange>, SiteIdHash>> ranges;
+    for (const auto& [key, value] : live_)
         ranges[static_cast<int>(key.pid)][SiteId::from(value.site)].push_back(
             {key.address, key.address + value.size});
 
@@ -476,15 +484,17 @@ void Tracer::measure_residency(const std::vector<std::pair<mo_live_key, mo_live_
             sites[site].insert(sites[site].end(), mapped.begin(), mapped.end());
 
         try {
+            // The pass over every range first reads pagemap in few large
+            // reads; the sites' ranges then find their pages read.
             Pagemap pagemap(pid, page_size_);
-            std::map<SiteId, std::uint64_t> resident;
             std::vector<AddressRange> all;
-            for (auto& [site, site_ranges] : sites) {
+            for (const auto& [site, site_ranges] : sites)
                 all.insert(all.end(), site_ranges.begin(), site_ranges.end());
-                resident[site] = pagemap.resident_bytes(std::move(site_ranges));
-            }
             process.traced_ranges = all;
             process.resident_total = pagemap.resident_bytes(std::move(all));
+            std::unordered_map<SiteId, std::uint64_t, SiteIdHash> resident;
+            for (auto& [site, site_ranges] : sites)
+                resident[site] = pagemap.resident_bytes(std::move(site_ranges));
             process.resident_by_site = std::move(resident);
         } catch (const Error& error) {
             // The process ended between the check and the read: keep the
@@ -497,7 +507,7 @@ void Tracer::measure_residency(const std::vector<std::pair<mo_live_key, mo_live_
     }
 }
 
-std::vector<Frame> Tracer::frames_of(const SiteId& site) {
+FrameChain Tracer::frames_of(const SiteId& site) {
     auto cached = frames_cache_.find(site);
     if (cached != frames_cache_.end())
         return cached->second;
@@ -510,8 +520,7 @@ std::vector<Frame> Tracer::frames_of(const SiteId& site) {
         frames.erase(frames.begin());
         if (frames.front().module == "[unknown]")
             frames.clear();
-        frames_cache_[site] = frames;
-        return frames;
+        return frames_cache_[site] = std::move(frames);
     }
     // The syscall programs add the return address that the frame-pointer walk
     // skipped; the walk may also have found it, then it is not added twice.
@@ -523,8 +532,7 @@ std::vector<Frame> Tracer::frames_of(const SiteId& site) {
     // The word read from the stack was data, not a return address.
     if (caller_added && frames.size() > 1 && frames[1].module == "[unknown]")
         frames.erase(frames.begin() + 1);
-    frames_cache_[site] = frames;
-    return frames;
+    return frames_cache_[site] = std::move(frames);
 }
 
 std::vector<MappingInfo> Tracer::read_mappings(ProcessState& process) {
@@ -542,11 +550,10 @@ std::vector<MappingInfo> Tracer::read_mappings(ProcessState& process) {
 
 Snapshot Tracer::snapshot(SnapshotDetail detail) {
     poll(std::chrono::milliseconds(0));
-    auto live = bpf_->read_live_allocations();
-    // The live view takes a snapshot right after each tick: one pagemap
-    // pass per refresh is enough.
+    // The live view takes a snapshot right after each tick: one read of the
+    // live allocations and one pagemap pass per refresh are enough.
     if (std::chrono::steady_clock::now() - last_residency_ > std::chrono::milliseconds(200))
-        measure_residency(live);
+        measure_residency();
 
     Snapshot snapshot;
     snapshot.taken_at = rfc3339_now();
@@ -564,10 +571,10 @@ Snapshot Tracer::snapshot(SnapshotDetail detail) {
     snapshot.untracked_frees = bpf_->read_stat(MO_STAT_UNTRACKED_FREES);
     snapshot.alloc_probe_hits = bpf_->read_stat(MO_STAT_ALLOC_PROBE_HITS);
 
-    std::map<SiteId, SiteCounters> sites;
+    std::unordered_map<SiteId, SiteCounters, SiteIdHash> sites;
     for (const auto& [key, raw] : bpf_->read_sites())
         sites[SiteId::from(key)] = counters_from(raw);
-    for (const auto& [key, value] : live) {
+    for (const auto& [key, value] : live_) {
         auto& counters = sites[SiteId::from(value.site)];
         counters.live_bytes += value.size;
         counters.live_allocations += 1;
@@ -586,7 +593,13 @@ Snapshot Tracer::snapshot(SnapshotDetail detail) {
         snapshot.totals.resident_bytes += process.resident_total;
     }
 
-    for (const auto& [id, counters] : sites) {
+    // In the order of the site keys, so that snapshots of the same state list
+    // their stacks alike.
+    std::vector<std::pair<SiteId, SiteCounters>> ordered(sites.begin(), sites.end());
+    std::sort(ordered.begin(), ordered.end(),
+              [](const auto& left, const auto& right) { return left.first < right.first; });
+    snapshot.sites.reserve(ordered.size());
+    for (const auto& [id, counters] : ordered) {
         Site site;
         site.pid = static_cast<int>(id.pid);
         site.unknown_stack = id.stack_id == MO_UNKNOWN_STACK_ID;

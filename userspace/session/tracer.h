@@ -9,6 +9,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "collectors/cgroup_target.h"
@@ -68,7 +69,7 @@ private:
     struct ProcessState {
         ProcessInfo info;
         std::set<std::pair<std::uint64_t, std::uint64_t>> inspected_files;
-        std::map<SiteId, std::uint64_t> resident_by_site;
+        std::unordered_map<SiteId, std::uint64_t, SiteIdHash> resident_by_site;
         std::uint64_t resident_total = 0;
         // Live blocks and mappings seen being created, at the last residency
         // measurement.
@@ -87,12 +88,14 @@ private:
     void read_process_totals(ProcessState& process);
     TargetInfo target_info() const;
     std::vector<CgroupMemory> target_cgroups() const;
-    void measure_residency(const std::vector<std::pair<mo_live_key, mo_live_value>>& live);
+    // Reads the live allocations into live_ and the residency of every
+    // site's blocks and mappings.
+    void measure_residency();
     std::vector<MappingInfo> read_mappings(ProcessState& process);
     void handle_event(const mo_event& event);
     void settle_symbols();
     void check_overhead(std::uint64_t probe_hits);
-    std::vector<Frame> frames_of(const SiteId& site);
+    FrameChain frames_of(const SiteId& site);
 
     TargetSpec targets_;
     TraceOptions options_;
@@ -107,7 +110,7 @@ private:
     MappingTracker mappings_;
     Symbolizer symbolizer_;
     std::map<int, ProcessState> processes_;
-    std::map<SiteId, std::vector<Frame>> frames_cache_;
+    std::unordered_map<SiteId, FrameChain, SiteIdHash> frames_cache_;
     std::set<int> stale_symbols_;  // processes that mapped code since the last poll
     std::set<int> exited_;         // processes that exited since the last poll
     std::set<int> unreadable_;     // processes whose /proc files memobserve may not read
@@ -115,6 +118,9 @@ private:
     std::chrono::steady_clock::time_point started_;
     std::chrono::steady_clock::time_point last_tick_;
     std::chrono::steady_clock::time_point last_residency_;
+    std::vector<std::pair<mo_live_key, mo_live_value>> live_;  // as of last_residency_
+    bool live_read_ = false;
+    std::uint64_t live_changes_read_ = 0;  // MO_STAT_LIVE_CHANGES when live_ was read
     std::uint64_t last_probe_hits_ = 0;
     double probe_hit_rate_ = 0;
     OverheadInfo overhead_;
