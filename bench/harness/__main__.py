@@ -2,13 +2,14 @@
 bench/run installs the tools, builds, and calls this as root."""
 
 import argparse
+import dataclasses
 import json
 import pathlib
 import shlex
 import sys
 import tempfile
 
-from . import docs, report, runner, self_cost, setup, targets
+from . import detach_safety, docs, report, runner, self_cost, setup, targets
 
 DEFAULT_JSON = setup.REPOSITORY / "bench" / "results" / "latest.json"
 QUICK_JSON = setup.REPOSITORY / "bench" / "results" / "quick.json"
@@ -43,9 +44,14 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
                         metavar="N",
                         help="memobserve --max-stacks for the self-cost measure, in stacks "
                              f"(default: {SELF_COST_MAX_STACKS})")
+    parser.add_argument("--detach-runs", type=int, metavar="N",
+                        help="runs of each detach-safety scenario, 0 to skip them "
+                             "(default: 10, or 3 with --quick)")
     arguments = parser.parse_args(argv)
     if arguments.rounds is not None and arguments.rounds < 1:
         parser.error(f"invalid --rounds {arguments.rounds}: expected 1 or more")
+    if arguments.detach_runs is not None and arguments.detach_runs < 0:
+        parser.error(f"invalid --detach-runs {arguments.detach_runs}: expected 0 or more")
     return arguments
 
 
@@ -82,6 +88,14 @@ def main(argv: list[str]) -> int:
                        f"{sizes.self_cost_seconds:.0f} s")
             cost = self_cost.measure(sizes.self_cost_seconds, arguments.self_cost_max_stacks,
                                      scratch / "self-cost")
+        detach_runs = arguments.detach_runs
+        if detach_runs is None:
+            detach_runs = 3 if arguments.quick else 10
+        safety = []
+        for scenario in ("exit", "guard") if detach_runs > 0 else ():
+            runner.log(f"[detach safety] {scenario}: {detach_runs} runs with 30 threads of new "
+                       "and delete")
+            safety.append(detach_safety.measure(scenario, detach_runs))
 
     checks = targets.check_all(comparisons, cost)
     host = report.machine()
@@ -97,14 +111,20 @@ def main(argv: list[str]) -> int:
         print("memobserve's own cost with 10000 live sites:")
         print(report.text_table(["measure", "value"], report.self_cost_rows(cost, checks)))
 
+    if safety:
+        print()
+        print("Detaching during 30 threads of new and delete:")
+        print(report.text_table(report.SAFETY_HEADERS, report.safety_rows(safety)))
+
     results = report.to_json(comparisons, cost, checks, host, command, sizes)
+    results["detach_safety"] = [dataclasses.asdict(result) for result in safety]
     json_path.parent.mkdir(parents=True, exist_ok=True)
     json_path.write_text(json.dumps(results, indent=2) + "\n")
     print(f"\nResults written to {json_path}")
     if arguments.update_docs:
         docs.update(arguments.update_docs,
                     docs.section(comparisons, cost, checks, host, command, sizes,
-                                 results["finished_at"]))
+                                 results["finished_at"], safety))
         print(f"Overhead section written to {arguments.update_docs}")
     return 0
 

@@ -11,7 +11,8 @@ SECTION_HEADING = "## Overhead"
 ANALYSIS_HEADING = "### Analysis"
 
 
-def section(comparisons, cost, checks, host, command, sizes: Sizes, finished_at: str) -> str:
+def section(comparisons, cost, checks, host, command, sizes: Sizes, finished_at: str,
+            safety=()) -> str:
     observers = "\n".join(f"- **{observer.name}**: {observer.description}."
                           for observer in OBSERVERS)
     target_rows = [[check.target, check.workload, check.observer, check.measured,
@@ -74,6 +75,20 @@ def section(comparisons, cost, checks, host, command, sizes: Sizes, finished_at:
             "/proc/PID/fdinfo, which are kernel memory outside VmRSS.",
             "",
             report.markdown_table(["measure", "value"], report.self_cost_rows(cost, checks)),
+            "",
+        ]
+    if safety:
+        parts += [
+            "### Detaching while the target allocates",
+            "",
+            "Thirty threads of tests/workloads/cxx_cases call operator new and delete "
+            "without pause while memobserve traces them, so that threads are inside the "
+            "probed functions when the probes go. exit: memobserve is stopped with Ctrl-C "
+            "(guard off). guard: the overhead guard detaches the allocator probes, then "
+            "memobserve is stopped. A target that is gone a second later counts as crashed. "
+            "Exit time: from SIGINT to memobserve's exit.",
+            "",
+            report.markdown_table(report.SAFETY_HEADERS, report.safety_rows(safety)),
             "",
         ]
     return "\n".join(parts)

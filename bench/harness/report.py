@@ -81,6 +81,22 @@ def self_cost_rows(cost: SelfCost, checks: list[TargetCheck]) -> list[list[str]]
     ]
 
 
+SAFETY_HEADERS = ["scenario", "runs", "target crashed", "guard tripped", "exit time (median)"]
+
+
+def safety_rows(results) -> list[list[str]]:
+    rows = []
+    for result in results:
+        if result.failure:
+            rows.append([result.scenario, str(result.runs), result.failure, "", ""])
+            continue
+        tripped = f"{result.guard_tripped} of {result.runs}" if result.scenario == "guard" else "off"
+        rows.append([result.scenario, str(result.runs),
+                     f"{result.crashes} of {result.runs}: {verdict(result.crashes == 0)}",
+                     tripped, f"{result.exit_seconds:.2f} s"])
+    return rows
+
+
 def text_table(headers: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows)]
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(headers, widths)).rstrip()]

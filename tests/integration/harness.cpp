@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <fstream>
 #include <memory>
+#include <set>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
@@ -256,6 +257,27 @@ std::size_t page_fault_links() {
     for (std::size_t at = text.find("'page_fault_user'"); at != std::string::npos;
          at = text.find("'page_fault_user'", at + 1))
         ++count;
+    return count;
+}
+
+std::size_t links_of_program(const std::string& name) {
+    // "ID: TYPE  name NAME  tag ..." and "ID: TYPE  prog PROGRAM_ID".
+    std::set<std::string> programs;
+    std::istringstream prog_list(command_output("bpftool prog list 2>&1"));
+    for (std::string line; std::getline(prog_list, line);) {
+        if (line.find(" name " + name + " ") != std::string::npos)
+            programs.insert(line.substr(0, line.find(':')));
+    }
+    std::size_t count = 0;
+    std::istringstream link_list(command_output("bpftool link list 2>&1"));
+    for (std::string line; std::getline(link_list, line);) {
+        auto at = line.find(" prog ");
+        if (at == std::string::npos)
+            continue;
+        std::string program = line.substr(at + 6);
+        program = program.substr(0, program.find_first_of(" \t"));
+        count += programs.count(program);
+    }
     return count;
 }
 

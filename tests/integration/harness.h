@@ -82,6 +82,9 @@ std::string command_output(const std::string& command);
 std::size_t memobserve_programs();
 // Number of BPF links attached to the page_fault_user tracepoint.
 std::size_t page_fault_links();
+
+// Number of BPF links (uprobes among them) of the programs named `name`.
+std::size_t links_of_program(const std::string& name);
 // Wait until the count is back to `expected`: the kernel frees detached
 // tracing programs after an RCU grace period, which takes seconds on a busy
 // machine.

@@ -64,8 +64,8 @@ public:
     bool has_allocator_probes(const AllocatorFile& file, int pid) const;
     // Detach the probes attached for process `pid` alone, once it has exited.
     void detach_process(int pid);
-    // Detach the allocator entry probes (the overhead guard); the return
-    // probes and the tracepoint layers stay.
+    // Detach every allocator probe, entry probes first (the overhead guard);
+    // the tracepoint layers stay.
     void detach_allocator_probes();
 
     // Attach the no-op probe at `file_offset` of the file at `open_path` for

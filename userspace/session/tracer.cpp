@@ -448,16 +448,15 @@ void Tracer::check_overhead(std::uint64_t probe_hits) {
     // Below a tenth of a CPU second the share is too noisy to act on.
     if (overhead_.max_percent <= 0 || cpu_seconds < 0.1 || overhead_.last_percent <= overhead_.max_percent)
         return;
+    // When the budget was passed; detaching takes about 0.1 s per probe.
+    overhead_.tripped_after_s =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
     bpf_->detach_allocator_probes();
     options_.alloc_probes = false;
     overhead_.tripped = true;
-    overhead_.tripped_after_s =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
     log::warning("allocator probes detached: they took about {:.1f}% of the traced processes' CPU "
                  "time, over --max-overhead {}%; allocated and live stop here, mapped, faulted and "
-                 "resident go on. The return probes stay until memobserve exits (detaching them "
-                 "while a call runs can crash the process on this kernel) and still cost a trap "
-                 "per malloc",
+                 "resident go on",
                  overhead_.last_percent, overhead_.max_percent);
 }
 
