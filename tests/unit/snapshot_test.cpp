@@ -134,3 +134,21 @@ TEST_CASE("sort keys", "[text]") {
     CHECK(key == SortKey::mapped);
     CHECK_FALSE(parse_sort_key("rss", key));
 }
+
+TEST_CASE("frame chain copies share frames", "[snapshot]") {
+    FrameChain original = {{0x1000, "malloc", "/usr/lib/libc.so.6", 0, "", 0},
+                           {0x2000, "leak(int)", "/srv/service", 0x1f, "leak.cpp", 12}};
+    FrameChain copy = original;
+    CHECK(&copy.front() == &original.front());
+
+    // A change to a copy leaves the original as it was.
+    copy.push_back({0x3000, "main", "/srv/service", 0x10, "main.cpp", 3});
+    CHECK(copy.size() == 3);
+    CHECK(original.size() == 2);
+    CHECK(original.back().symbol == "leak(int)");
+    CHECK(copy.back().symbol == "main");
+
+    FrameChain empty;
+    CHECK(empty.empty());
+    CHECK(empty.begin() == empty.end());
+}

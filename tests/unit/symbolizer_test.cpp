@@ -239,6 +239,48 @@ TEST_CASE("symbolizer reads file deleted after mapping", "[symbolizer]") {
     CHECK(frame.offset == 0);
 }
 
+TEST_CASE("symbolizer shares files by build id", "[symbolizer]") {
+    void* zlib_version = dlsym(RTLD_DEFAULT, "zlibVersion");
+    if (zlib_version == nullptr) {
+        WARN("skipped: zlib is not loaded in this process");
+        return;
+    }
+    Dl_info info{};
+    REQUIRE(dladdr(zlib_version, &info) != 0);
+    Symbolizer before;
+    symbolize_one(before, address_of(&memobserve_test::leaf_function));
+
+    // Two copies of the loaded zlib: other paths and inodes, the same build id.
+    std::vector<std::filesystem::path> copies;
+    std::vector<void*> handles;
+    for (int i = 0; i < 2; ++i) {
+        copies.push_back(std::filesystem::temp_directory_path() /
+                         ("symbolizer_test_build_id_" + std::to_string(getpid()) + "_" +
+                          std::to_string(i) + ".so"));
+        std::filesystem::copy_file(info.dli_fname, copies.back(),
+                                   std::filesystem::copy_options::overwrite_existing);
+        handles.push_back(dlopen(copies.back().c_str(), RTLD_NOW | RTLD_LOCAL));
+        REQUIRE(handles.back() != nullptr);
+    }
+
+    Symbolizer after;
+    for (std::size_t i = 0; i < copies.size(); ++i) {
+        void* function = dlsym(handles[i], "zlibVersion");
+        REQUIRE(function != nullptr);
+        REQUIRE(function != zlib_version);
+        const Frame frame = symbolize_one(after, reinterpret_cast<std::uint64_t>(function));
+        CHECK(frame.symbol == "zlibVersion");
+        CHECK(frame.module == copies[i].string());
+    }
+    // The copies added mapped files, and no ELF file to read.
+    CHECK(after.open_elf_files() == before.open_elf_files());
+
+    for (std::size_t i = 0; i < copies.size(); ++i) {
+        dlclose(handles[i]);
+        std::filesystem::remove(copies[i]);
+    }
+}
+
 TEST_CASE("frame display with symbol and line", "[frame]") {
     Frame frame;
     frame.symbol = "parse_header(char const*)";

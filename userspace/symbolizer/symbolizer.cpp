@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <set>
 #include <string_view>
 #include <unordered_map>
 
@@ -38,13 +39,13 @@ struct Symbolizer::Process {
     bool read = false;              // false when the mappings could not be read
 };
 
-// An ELF file, reported to libdwfl at its own addresses (bias 0), shared by
-// every process that maps it.
-struct Symbolizer::File {
-    std::string name;  // path as the first process that mapped it shows it
+// The symbols of an ELF file, reported to libdwfl at its own addresses (bias
+// 0). Files with the same build id share one: the same library copied into
+// several container images is read once.
+struct Symbolizer::Symbols {
     Dwfl* dwfl = nullptr;
-    Dwfl_Module* module = nullptr;  // null when the file could not be read
-    std::vector<GElf_Phdr> loads;   // PT_LOAD segments
+    Dwfl_Module* module = nullptr;
+    std::vector<GElf_Phdr> loads;  // PT_LOAD segments
     // Lookups done before, by ELF address: libdwfl searches the symbol
     // table linearly, and the same return addresses recur in many stacks.
     struct Lookup {
@@ -55,10 +56,16 @@ struct Symbolizer::File {
     };
     std::unordered_map<std::uint64_t, Lookup> lookups;
 
-    ~File() {
+    ~Symbols() {
         if (dwfl != nullptr)
             dwfl_end(dwfl);
     }
+};
+
+// A mapped file, by device and inode, shared by every process that maps it.
+struct Symbolizer::File {
+    std::string name;                  // path as the first process that mapped it shows it
+    std::shared_ptr<Symbols> symbols;  // null when the file could not be read
 };
 
 namespace {
@@ -150,8 +157,9 @@ std::unique_ptr<Symbolizer::Process> Symbolizer::read_process(int pid) {
 Symbolizer::File* Symbolizer::file(int pid, const Mapping& mapping) {
     auto& cached = files_[mapping.file];
     if (cached != nullptr)
-        return cached->module != nullptr ? cached.get() : nullptr;
+        return cached->symbols != nullptr ? cached.get() : nullptr;
     cached = std::make_unique<File>();
+    cached->name = mapping.name;
 
     std::string path;
     int fd = open_module_file(pid, mapping.name, mapping.start, path);
@@ -164,32 +172,58 @@ Symbolizer::File* Symbolizer::file(int pid, const Mapping& mapping) {
         if (fd < 0)
             return nullptr;
     }
-    cached->name = mapping.name;
-    cached->dwfl = dwfl_begin(&kCallbacks);
-    if (cached->dwfl == nullptr) {
+    auto symbols = std::make_shared<Symbols>();
+    symbols->dwfl = dwfl_begin(&kCallbacks);
+    if (symbols->dwfl == nullptr) {
         close(fd);
         return nullptr;
     }
     // libdwfl keeps the descriptor and closes it with the Dwfl.
-    cached->module = dwfl_report_elf(cached->dwfl, mapping.name.c_str(), path.c_str(), fd, 0, false);
-    dwfl_report_end(cached->dwfl, nullptr, nullptr);
-    if (cached->module == nullptr) {
+    symbols->module = dwfl_report_elf(symbols->dwfl, mapping.name.c_str(), path.c_str(), fd, 0, false);
+    dwfl_report_end(symbols->dwfl, nullptr, nullptr);
+    if (symbols->module == nullptr) {
         log::debug("failed to read {}: {}", path, dwfl_errmsg(-1));
         return nullptr;
     }
+
+    const unsigned char* build_id = nullptr;
+    GElf_Addr build_id_address = 0;
+    int build_id_size = dwfl_module_build_id(symbols->module, &build_id, &build_id_address);
+    std::string build_id_key;
+    if (build_id_size > 0)
+        build_id_key.assign(reinterpret_cast<const char*>(build_id), static_cast<std::size_t>(build_id_size));
+    if (!build_id_key.empty()) {
+        if (auto known = by_build_id_[build_id_key].lock()) {
+            cached->symbols = std::move(known);
+            return cached.get();
+        }
+    }
+
     Dwarf_Addr bias = 0;
-    Elf* elf = dwfl_module_getelf(cached->module, &bias);
+    Elf* elf = dwfl_module_getelf(symbols->module, &bias);
     std::size_t count = 0;
     if (elf != nullptr && elf_getphdrnum(elf, &count) == 0) {
         for (std::size_t i = 0; i < count; ++i) {
             GElf_Phdr header;
             if (gelf_getphdr(elf, static_cast<int>(i), &header) != nullptr && header.p_type == PT_LOAD)
-                cached->loads.push_back(header);
+                symbols->loads.push_back(header);
         }
     }
     Dwarf_Addr dwarf_bias = 0;
-    dwfl_module_getdwarf(cached->module, &dwarf_bias);
+    dwfl_module_getdwarf(symbols->module, &dwarf_bias);
+    if (!build_id_key.empty())
+        by_build_id_[build_id_key] = symbols;
+    cached->symbols = std::move(symbols);
     return cached.get();
+}
+
+std::size_t Symbolizer::open_elf_files() const {
+    std::set<const Symbols*> distinct;
+    for (const auto& [key, file] : files_) {
+        if (file != nullptr && file->symbols != nullptr)
+            distinct.insert(file->symbols.get());
+    }
+    return distinct.size();
 }
 
 Frame Symbolizer::resolve(int pid, const Process& process, std::uint64_t address, bool return_address) {
@@ -219,11 +253,12 @@ Frame Symbolizer::resolve(int pid, const Process& process, std::uint64_t address
 
     frame.module = mapping.name;
     frame.offset = address - mapping.start + mapping.offset;
-    File* elf = file(pid, mapping);
-    if (elf == nullptr)
+    File* mapped_file = file(pid, mapping);
+    if (mapped_file == nullptr)
         return frame;
     if (frame.module.empty())
-        frame.module = elf->name;
+        frame.module = mapped_file->name;
+    Symbols* elf = mapped_file->symbols.get();
 
     // The address as the ELF file numbers it: through the segment that holds
     // its file offset.
@@ -237,7 +272,7 @@ Frame Symbolizer::resolve(int pid, const Process& process, std::uint64_t address
     frame.offset = elf_lookup + (address - lookup);
 
     auto [cached, added] = elf->lookups.try_emplace(elf_lookup);
-    File::Lookup& result = cached->second;
+    Symbols::Lookup& result = cached->second;
     if (added) {
         GElf_Off symbol_offset = 0;
         GElf_Sym symbol{};

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -48,10 +49,14 @@ public:
                      std::uint64_t device, std::uint64_t inode);
     void forget(int pid);
 
+    // ELF files read so far; files with the same build id count once.
+    std::size_t open_elf_files() const;
+
 private:
     using FileKey = std::pair<std::uint64_t, std::uint64_t>;  // device, inode
     struct Mapping;
     struct Process;
+    struct Symbols;
     struct File;
     std::unique_ptr<Process> read_process(int pid);
     Process& process(int pid);
@@ -64,6 +69,8 @@ private:
     // Files by device and inode, shared by the processes that map them: one
     // open descriptor per file however many processes come and go.
     std::map<FileKey, std::unique_ptr<File>> files_;
+    // Symbols by build id (its raw bytes), while a file still uses them.
+    std::map<std::string, std::weak_ptr<Symbols>> by_build_id_;
 };
 
 }  // namespace memobserve
