@@ -95,7 +95,7 @@ def main(argv: list[str]) -> int:
         for scenario in ("exit", "guard") if detach_runs > 0 else ():
             runner.log(f"[detach safety] {scenario}: {detach_runs} runs with 30 threads of new "
                        "and delete")
-            safety.append(detach_safety.measure(scenario, detach_runs))
+            safety.append(detach_safety.measure(scenario, detach_runs, scratch / "detach"))
 
     checks = targets.check_all(comparisons, cost)
     host = report.machine()

@@ -12,6 +12,7 @@ A target that is gone a second later (killed by a signal) counts as a crash.
 """
 
 import dataclasses
+import pathlib
 import queue
 import signal
 import statistics
@@ -58,7 +59,8 @@ def wait_for(lines: queue.Queue, text: str, timeout: float) -> bool:
     return False
 
 
-def one_run(scenario: str, result: DetachSafety, exit_times: list[float]) -> None:
+def one_run(scenario: str, result: DetachSafety, exit_times: list[float],
+            scratch: pathlib.Path) -> None:
     target = subprocess.Popen([str(WORKLOAD), "threads", str(THREADS), "1000000000"],
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     tracer = None
@@ -67,7 +69,8 @@ def one_run(scenario: str, result: DetachSafety, exit_times: list[float]) -> Non
             raise RuntimeError("cxx_cases did not start")
         target.stdin.write("go\n")
         target.stdin.flush()
-        command = [str(MEMOBSERVE), "snapshot", "-p", str(target.pid), "-o", "/dev/null"]
+        command = [str(MEMOBSERVE), "snapshot", "-p", str(target.pid), "-o",
+                   str(scratch / f"detach-{scenario}.json")]
         if scenario == "exit":
             command += ["--max-overhead", "none"]
         tracer = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
@@ -75,7 +78,8 @@ def one_run(scenario: str, result: DetachSafety, exit_times: list[float]) -> Non
         lines: queue.Queue = queue.Queue()
         threading.Thread(target=read_lines, args=(tracer.stderr, lines), daemon=True).start()
         if not wait_for(lines, "memobserve: tracing", ATTACH_TIMEOUT_SECONDS):
-            raise RuntimeError("memobserve did not attach")
+            tracer.wait(timeout=10)
+            raise RuntimeError(f"memobserve did not attach (exit status {tracer.returncode})")
         if scenario == "guard":
             if wait_for(lines, "allocator probes detached", GUARD_TIMEOUT_SECONDS):
                 result.guard_tripped += 1
@@ -97,12 +101,13 @@ def one_run(scenario: str, result: DetachSafety, exit_times: list[float]) -> Non
         target.wait()
 
 
-def measure(scenario: str, runs: int) -> DetachSafety:
+def measure(scenario: str, runs: int, scratch: pathlib.Path) -> DetachSafety:
     result = DetachSafety(scenario=scenario)
     exit_times: list[float] = []
+    scratch.mkdir(parents=True, exist_ok=True)
     try:
         for _ in range(runs):
-            one_run(scenario, result, exit_times)
+            one_run(scenario, result, exit_times, scratch)
     except (OSError, RuntimeError, subprocess.TimeoutExpired) as error:
         result.failure = f"failed: {error}"
     if exit_times:

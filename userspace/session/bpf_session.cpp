@@ -293,10 +293,9 @@ void BpfSession::detach_uprobes(bool return_probes) {
 
 // Entry probes first: once they are gone, no new call is recorded, and a
 // return probe that still fires finds no call to complete. An earlier
-// version that detached entry and return probes in the order they were
-// attached crashed the target in 1 test run in 3 on Linux 6.18 (30 threads
-// calling new and delete); in this order bench/run's detach-safety runs
-// have seen no crash.
+// version detached them in the order they were attached. On Linux 6.18 it
+// crashed the target in 1 test run in 3, with 30 threads calling new and
+// delete. The detach-safety runs of bench/run measure this order.
 void BpfSession::detach_allocator_probes() {
     detach_uprobes(false);
     detach_uprobes(true);
