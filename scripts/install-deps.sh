@@ -9,7 +9,7 @@ fi
 
 packages=(
     cmake make g++ pkg-config clang llvm
-    libbpf-dev bpftool libelf-dev libdw-dev zlib1g-dev
+    libbpf-dev bpftool libelf-dev libdw-dev zlib1g-dev libcapstone-dev
     libcli11-dev libfmt-dev nlohmann-json3-dev catch2
     libprotobuf-dev protobuf-compiler
     # Tests of the exports: pprof reader, headless browser, JSON Schema validator.

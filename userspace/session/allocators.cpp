@@ -12,6 +12,8 @@
 
 #include <fmt/format.h>
 
+#include "session/probe_placement.h"
+
 namespace memobserve {
 
 namespace {
@@ -113,6 +115,18 @@ std::uint64_t stepped_instruction_offset(const std::string& path, std::uint64_t 
     return position;
 }
 
+// Bytes from the function at `function_offset` of the file to the
+// instruction its probes go on (see probe_placement.h).
+std::uint64_t emulated_entry_skip(const std::string& path, std::uint64_t function_offset) {
+    std::uint8_t code[64] = {};
+    int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t count = pread(fd, code, sizeof(code), static_cast<off_t>(function_offset));
+    close(fd);
+    return count > 0 ? emulated_probe_offset(code, static_cast<std::size_t>(count)) : 0;
+}
+
 }  // namespace
 
 const std::vector<std::string>& malloc_family_symbols() {
@@ -153,8 +167,10 @@ std::optional<AllocatorFile> inspect_allocator_file(const std::string& open_path
         auto found = functions.find(name);
         if (found == functions.end())
             return;
-        if (auto offset = file_offset_of(elf, found->second))
-            result.functions.push_back({name, *offset});
+        auto offset = file_offset_of(elf, found->second);
+        if (!offset)
+            return;
+        result.functions.push_back({name, *offset + emulated_entry_skip(open_path, *offset)});
     };
     for (const auto& name : malloc_family_symbols())
         add(name);

@@ -12,8 +12,11 @@
 
 namespace memobserve {
 
-// An allocator entry point found in a file: symbol name and file offset, the
-// unit uprobes are attached by.
+// An allocator entry point found in a file: symbol name and the file offset
+// its probes are attached at. That is the function's first instruction, or
+// the first one that the kernel emulates when only instructions that leave
+// the arguments and the stack pointer alone come before it (see
+// probe_placement.h).
 struct AllocatorFunction {
     std::string name;
     std::uint64_t file_offset = 0;
