@@ -3,7 +3,7 @@
 // and single-steps the others out of line. Here an emulated hit cost about
 // 0.4 µs and a single-stepped one about 16 µs (tracefs uprobe events on
 // glibc's malloc and free). glibc's free starts with `test %rdi,%rdi`, then
-// `je`: a probe on the `je` sees the same arguments and stack pointer.
+// `je`: a probe on the `je` reads the same arguments and stack pointer.
 #pragma once
 
 #include <cstddef>
