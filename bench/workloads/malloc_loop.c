@@ -13,8 +13,13 @@
 #define MAX_THREADS 64
 
 /* Blocks go through a volatile global: GCC removes a malloc whose result is
- * never read. */
-static void *volatile last_block[MAX_THREADS];
+ * never read. Each thread's slot has a cache line of its own; threads writing
+ * to one shared line would slow each other down by more than the malloc. */
+struct block_slot {
+	void *volatile block;
+} __attribute__((aligned(64)));
+
+static struct block_slot last_block[MAX_THREADS];
 
 static uint64_t pairs_per_thread;
 static pthread_barrier_t start_barrier;
@@ -25,7 +30,7 @@ __attribute__((noinline)) static void allocate_and_free(unsigned thread, uint64_
 	char *block = malloc(size);
 
 	block[0] = (char)i;
-	last_block[thread] = block;
+	last_block[thread].block = block;
 	free(block);
 }
 
