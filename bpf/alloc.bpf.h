@@ -141,7 +141,7 @@ static __always_inline int enter_allocator(struct pt_regs *ctx, __u32 kind, __u6
 	call.argument = argument;
 	call.entry_sp = sp;
 	call.kind = kind;
-	current_site(ctx, tgid, &call.site);
+	current_site(tgid, &call.site);
 	/* The frame-pointer walk starts at the caller's saved frame, so it skips
 	 * the caller itself; its return address is on top of the stack here.
 	 * Without a stored stack it still names the caller. */

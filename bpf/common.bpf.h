@@ -10,6 +10,7 @@
 
 #define EEXIST 17
 #define ENOMEM 12
+#define E2BIG 7
 
 /* Walk a task's mappings (kernel 6.7 and later). */
 extern int bpf_iter_task_vma_new(struct bpf_iter_task_vma *it, struct task_struct *task,
@@ -18,6 +19,9 @@ extern struct vm_area_struct *bpf_iter_task_vma_next(struct bpf_iter_task_vma *i
 extern void bpf_iter_task_vma_destroy(struct bpf_iter_task_vma *it) __ksym;
 
 #define VM_EXEC 0x4
+
+/* Kernel addresses start above this on x86-64 (47-bit user space). */
+#define USER_SPACE_END 0x800000000000ULL
 
 /* Set by the loader between open and load. */
 const volatile __u32 filter_mode = MO_FILTER_PIDS;
@@ -45,14 +49,30 @@ struct {
 	__type(value, __u8);
 } targets SEC(".maps");
 
-/* User stacks by id. No BPF_F_REUSE_STACKID: a collision must not overwrite
- * a stack that a site already refers to. Sized by the loader. */
+/* A user stack as the frame-pointer walk found it: the probed instruction,
+ * then one return address per frame. Frames past the last are undefined; the
+ * first 0 ends the stack when it has fewer than MO_MAX_STACK_DEPTH frames. */
+struct user_stack {
+	__u64 frames[MO_MAX_STACK_DEPTH];
+};
+
+/* User stacks by id, the id being a hash of the frames. A stack whose id is
+ * taken by another stack is not stored (a collision), so that no site ever
+ * changes stack. Sized by the loader. */
 struct {
-	__uint(type, BPF_MAP_TYPE_STACK_TRACE);
+	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 16384);
-	__uint(key_size, sizeof(__u32));
-	__uint(value_size, MO_MAX_STACK_DEPTH * sizeof(__u64));
+	__type(key, __u32);
+	__type(value, struct user_stack);
 } stacks SEC(".maps");
+
+/* Where each CPU walks a stack before storing it: too large for the BPF stack. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct user_stack);
+} stack_scratch SEC(".maps");
 
 /* Site -> counters. Sized by the loader. */
 struct {
@@ -173,26 +193,112 @@ static __always_inline bool is_target(__u32 tgid)
 	return bpf_map_lookup_elem(&targets, &tgid) != NULL;
 }
 
+/* One frame record as the x86-64 frame-pointer convention lays it out. */
+struct frame_record {
+	__u64 next;
+	__u64 return_address;
+};
+
+/* Walk the current thread's user frame pointers into `stack` and return the
+ * number of frames. The kernel's own walk (bpf_get_stackid) reads the record
+ * at the outermost frame pointer, which is 0, so every walk of a complete
+ * stack ends in a page fault. This one stops at 0, and at any frame pointer
+ * that does not lie above the previous one, before reading it. */
+static __always_inline __u32 walk_user_stack(struct user_stack *stack)
+{
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+	__u64 frame = BPF_CORE_READ(regs, bp);
+	__u64 below = BPF_CORE_READ(regs, sp);
+	__u32 count = 1;
+
+	stack->frames[0] = BPF_CORE_READ(regs, ip);
+	set_reading_user_memory(1);
+	for (__u32 i = 1; i < MO_MAX_STACK_DEPTH; i++) {
+		struct frame_record record;
+
+		if (frame < below || (frame & 7) || frame >= USER_SPACE_END)
+			break;
+		if (bpf_probe_read_user(&record, sizeof(record), (void *)frame) ||
+		    record.return_address == 0)
+			break;
+		stack->frames[i] = record.return_address;
+		count = i + 1;
+		below = frame + sizeof(record);
+		frame = record.next;
+	}
+	set_reading_user_memory(0);
+	if (count < MO_MAX_STACK_DEPTH)
+		stack->frames[count] = 0;
+	return count;
+}
+
+/* Id of a stack of `count` frames: a hash of its frames, never negative
+ * (negative ids name the unknown-stack and fault-residue sites). */
+static __always_inline __u32 stack_hash(const struct user_stack *stack, __u32 count)
+{
+	__u64 hash = 0xcbf29ce484222325ULL;
+
+	for (__u32 i = 0; i < MO_MAX_STACK_DEPTH; i++) {
+		if (i >= count)
+			break;
+		hash = (hash ^ stack->frames[i]) * 0x100000001b3ULL;
+	}
+	return (__u32)(hash ^ (hash >> 32)) & 0x7fffffff;
+}
+
+static __always_inline bool same_stack(const struct user_stack *stored,
+				       const struct user_stack *stack, __u32 count)
+{
+	for (__u32 i = 0; i < MO_MAX_STACK_DEPTH; i++) {
+		if (i >= count)
+			return stored->frames[i] == 0;
+		if (stored->frames[i] != stack->frames[i])
+			return false;
+	}
+	return true;
+}
+
+/* Store the current user stack and return its id, or MO_UNKNOWN_STACK_ID
+ * with the reason counted as a drop. */
+static __always_inline __s32 current_stack_id(void)
+{
+	__u32 zero = 0;
+	struct user_stack *stack = bpf_map_lookup_elem(&stack_scratch, &zero);
+	struct user_stack *stored;
+	__u32 count, id;
+	long error;
+
+	if (!stack) {
+		count_drop(MO_DROP_STACK_OTHER);
+		return MO_UNKNOWN_STACK_ID;
+	}
+	count = walk_user_stack(stack);
+	id = stack_hash(stack, count);
+	stored = bpf_map_lookup_elem(&stacks, &id);
+	if (!stored) {
+		error = bpf_map_update_elem(&stacks, &id, stack, BPF_NOEXIST);
+		if (error == 0)
+			return id;
+		if (error != -EEXIST) {
+			count_drop(error == -E2BIG || error == -ENOMEM ? MO_DROP_STACK_MAP_FULL
+								   : MO_DROP_STACK_OTHER);
+			return MO_UNKNOWN_STACK_ID;
+		}
+		/* Another CPU stored a stack under this id in between. */
+		stored = bpf_map_lookup_elem(&stacks, &id);
+	}
+	if (stored && same_stack(stored, stack, count))
+		return id;
+	count_drop(MO_DROP_STACK_COLLISION);
+	return MO_UNKNOWN_STACK_ID;
+}
+
 /* Fill `key` with the current user stack. A stack the map cannot store goes
  * to the unknown-stack site of the process, never to another stack's id. */
-static __always_inline void current_site(void *ctx, __u32 tgid, struct mo_site_key *key)
+static __always_inline void current_site(__u32 tgid, struct mo_site_key *key)
 {
-	long id;
-
-	set_reading_user_memory(1);
-	id = bpf_get_stackid(ctx, &stacks, BPF_F_USER_STACK);
-	set_reading_user_memory(0);
-	if (id < 0) {
-		if (id == -ENOMEM)
-			count_drop(MO_DROP_STACK_MAP_FULL);
-		else if (id == -EEXIST)
-			count_drop(MO_DROP_STACK_COLLISION);
-		else
-			count_drop(MO_DROP_STACK_OTHER);
-		id = MO_UNKNOWN_STACK_ID;
-	}
 	key->pid = tgid;
-	key->stack_id = (__s32)id;
+	key->stack_id = current_stack_id();
 	key->caller = 0;
 }
 

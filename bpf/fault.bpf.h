@@ -11,9 +11,6 @@
 #include "common.bpf.h"
 #include "alloc.bpf.h"
 
-/* Kernel addresses start above this on x86-64 (47-bit user space). */
-#define USER_SPACE_END 0x800000000000ULL
-
 /* NOTE: a fault that maps a transparent huge page brings in 2 MiB but
  * counts as one base page here. */
 static __always_inline void add_faults(struct mo_site_key *site, __u64 bytes, __u64 faults)
@@ -26,7 +23,7 @@ static __always_inline void add_faults(struct mo_site_key *site, __u64 bytes, __
 	}
 }
 
-static __always_inline int count_fault(void *ctx, unsigned long address, struct pt_regs *regs)
+static __always_inline int count_fault(unsigned long address, struct pt_regs *regs)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u32 tgid = pid_tgid >> 32;
@@ -49,7 +46,7 @@ static __always_inline int count_fault(void *ctx, unsigned long address, struct 
 		return 0;
 	}
 	if (fault_sample_bytes == 0) {
-		current_site(ctx, tgid, &site);
+		current_site(tgid, &site);
 		add_faults(&site, page_size, 1);
 		return 0;
 	}
@@ -66,7 +63,7 @@ static __always_inline int count_fault(void *ctx, unsigned long address, struct 
 	/* Another thread may have taken the bytes in between: take what is left. */
 	bytes = __sync_lock_test_and_set(&residue->faulted_bytes, 0);
 	faults = __sync_lock_test_and_set(&residue->faults, 0);
-	current_site(ctx, tgid, &site);
+	current_site(tgid, &site);
 	add_faults(&site, bytes, faults);
 	return 0;
 }
@@ -75,7 +72,7 @@ SEC("tp_btf/page_fault_user")
 int BPF_PROG(user_page_fault, unsigned long address, struct pt_regs *regs,
 	     unsigned long error_code)
 {
-	return count_fault(ctx, address, regs);
+	return count_fault(address, regs);
 }
 
 /* The kernel touching user memory inside a system call (read() into a new
@@ -86,7 +83,7 @@ int BPF_PROG(kernel_page_fault, unsigned long address, struct pt_regs *regs,
 {
 	if (is_reading_user_memory())
 		return 0;
-	return count_fault(ctx, address, regs);
+	return count_fault(address, regs);
 }
 
 #endif /* MEMOBSERVE_FAULT_BPF_H */

@@ -41,7 +41,7 @@ static __always_inline bool is_vm_syscall(long id)
  * there is one, else the current stack plus the return address on top of the
  * user stack. glibc's syscall wrappers (mmap64, munmap, ...) push nothing, so
  * that word is their caller, which the frame-pointer walk skips. */
-static __always_inline void vm_call_site(void *ctx, __u64 pid_tgid, struct pt_regs *regs,
+static __always_inline void vm_call_site(__u64 pid_tgid, struct pt_regs *regs,
 					 struct mo_site_key *site)
 {
 	__u64 sp = BPF_CORE_READ(regs, sp);
@@ -51,7 +51,7 @@ static __always_inline void vm_call_site(void *ctx, __u64 pid_tgid, struct pt_re
 		*site = call->site;
 		return;
 	}
-	current_site(ctx, pid_tgid >> 32, site);
+	current_site(pid_tgid >> 32, site);
 	site->caller = read_stack_top(sp);
 }
 
@@ -105,7 +105,7 @@ int BPF_PROG(vm_syscall_enter, struct pt_regs *regs, long id)
 			return 0;
 		break;
 	}
-	vm_call_site(ctx, pid_tgid, regs, &call.site);
+	vm_call_site(pid_tgid, regs, &call.site);
 	bpf_map_update_elem(&vm_calls, &pid_tgid, &call, BPF_ANY);
 	return 0;
 }
@@ -118,6 +118,10 @@ int BPF_PROG(vm_syscall_exit, struct pt_regs *regs, long result)
 	struct mo_event *event;
 	bool failed;
 
+	/* Every system call of the host ends here: leave the others before
+	 * any map lookup. */
+	if (!is_vm_syscall(BPF_CORE_READ(regs, orig_ax)))
+		return 0;
 	call = bpf_map_lookup_elem(&vm_calls, &pid_tgid);
 	if (!call)
 		return 0;
