@@ -40,9 +40,10 @@ def section(comparisons, cost, checks, host, command, sizes: Sizes, finished_at:
         "- bare spread: (slowest - fastest) / median of the bare runs. A ratio closer "
         "to 1 than this spread is within the noise of the run.",
         "- A --no-alloc-probes target holds only when both the wall and the CPU ratio "
-        "hold. The full-mode target compares CPU ns per pair with the empty uprobes'.",
+        "hold. The full-mode target compares CPU ns per pair with the empty probes' on "
+        "the same instructions: what memobserve adds to the uprobe traps themselves.",
         f"- The malloc loops run {sizes.pairs_trapped} pairs under observers that take a "
-        f"uprobe trap on every allocator call (memobserve, empty uprobes, bpftrace "
+        f"uprobe trap on every allocator call (memobserve, the empty probes, bpftrace "
         f"equivalent) and {sizes.pairs_untrapped} pairs under the others. So trapped runs "
         "stay short, and untrapped ones are long enough to time. Each ratio compares "
         "runs of equal size.",

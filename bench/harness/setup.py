@@ -8,6 +8,7 @@ REPOSITORY = pathlib.Path(__file__).resolve().parents[2]
 BUILD = REPOSITORY / "build"
 MEMOBSERVE = BUILD / "memobserve"
 WORKLOAD_BINARIES = BUILD / "bench"
+EMPTY_PROBES = WORKLOAD_BINARIES / "empty_probes"
 OBSERVER_SCRIPTS = REPOSITORY / "bench" / "observers"
 PYTHON_SCRIPT = REPOSITORY / "bench" / "workloads" / "alloc_heavy.py"
 
@@ -65,7 +66,9 @@ class Observer:
         if self.name == "memobserve --no-alloc-probes":
             return [str(MEMOBSERVE), "snapshot", "--no-alloc-probes", "--duration", "3600",
                     "--output", str(scratch / "memobserve.json"), "--", *workload], {}
-        if self.name == "empty uprobes":
+        if self.name == "empty probes, same places":
+            return [str(EMPTY_PROBES), *workload], {}
+        if self.name == "empty uprobes, entries":
             return bpftrace_command("empty_uprobes.bt", workload), {}
         if self.name == "bpftrace equivalent":
             return (bpftrace_command("alloc_sites.bt", workload),
@@ -89,8 +92,13 @@ OBSERVERS = [
     Observer("memobserve --no-alloc-probes",
              "memobserve snapshot --no-alloc-probes: mapped, faulted and resident only",
              traps_allocations=False),
-    Observer("empty uprobes",
-             "bpftrace, empty programs on the allocator functions memobserve probes",
+    Observer("empty probes, same places",
+             "bench/floor/empty_probes: empty BPF programs on the same instructions as "
+             "memobserve's allocator probes, entry and return (the floor)",
+             traps_allocations=True),
+    Observer("empty uprobes, entries",
+             "bpftrace, empty programs on the first instruction of the same allocator functions, "
+             "where uprobe tools usually probe",
              traps_allocations=True),
     Observer("bpftrace equivalent",
              "bpftrace, bytes per stack, live-block map, mmap and faults per stack",
@@ -142,7 +150,7 @@ def check_prerequisites() -> list[str]:
         problems.append("not root: BPF programs and uprobes need root (run: sudo bash bench/run)")
     if not MEMOBSERVE.exists():
         problems.append(f"{MEMOBSERVE} not found: build first (bash scripts/build.sh)")
-    if not (WORKLOAD_BINARIES / "malloc_loop").exists():
+    if not (WORKLOAD_BINARIES / "malloc_loop").exists() or not EMPTY_PROBES.exists():
         problems.append(f"workloads not found in {WORKLOAD_BINARIES}: build first")
     if not pathlib.Path(DEBIAN_PYTHON).exists():
         problems.append(f"{DEBIAN_PYTHON} not found: apt-get install python3")
