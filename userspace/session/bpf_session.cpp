@@ -203,6 +203,19 @@ void BpfSession::add_target(int pid) {
                     "raise --max-targets");
 }
 
+void BpfSession::forget_target(int pid) {
+    __u32 key = static_cast<__u32>(pid);
+    bpf_map__delete_elem(skeleton_->maps.targets, &key, sizeof(key), 0);
+    for (const auto& [site, counters] : read_sites()) {
+        if (site.pid == key)
+            bpf_map__delete_elem(skeleton_->maps.sites, &site, sizeof(site), 0);
+    }
+    for (const auto& [block, value] : read_live_allocations()) {
+        if (block.pid == key)
+            bpf_map__delete_elem(skeleton_->maps.live, &block, sizeof(block), 0);
+    }
+}
+
 bool BpfSession::has_allocator_probes(const AllocatorFile& file, int pid) const {
     return probed_files_.count({file.device, file.inode, pid}) != 0;
 }

@@ -52,6 +52,9 @@ public:
     BpfSession& operator=(const BpfSession&) = delete;
 
     void add_target(int pid);
+    // Take `pid` out of the target map and delete its site counters and live
+    // blocks, as if it had never been traced.
+    void forget_target(int pid);
 
     // Attach the allocator probes of `file` for process `pid`, once per file
     // and process. The kernel then places breakpoints only in that process,

@@ -108,12 +108,22 @@ double measure_probe_cost_ns(BpfSession& bpf) {
         std::uint64_t bare = fastest_run(to_child[1], from_child[0]);
         auto libc = libc_of(child);
         std::string failure = libc ? bpf.attach_allocator(*libc, child) : "no libc found";
+        // The child is traced like a target, so that a hit costs the BPF
+        // programs' work as well as the trap; what it records is deleted.
+        if (failure.empty())
+            bpf.add_target(child);
+        std::uint64_t hits_before = bpf.read_stat(MO_STAT_ALLOC_PROBE_HITS);
         std::uint64_t probed = failure.empty() ? fastest_run(to_child[1], from_child[0]) : 0;
+        // Hits as the guard counts them: malloc's entry and return, free's
+        // entry. Every run makes as many. A cgroup target's filter does not
+        // keep the child, and its programs count nothing: then three per pair.
+        std::uint64_t counted = bpf.read_stat(MO_STAT_ALLOC_PROBE_HITS) - hits_before;
+        double hits_per_run = counted > 0 ? static_cast<double>(counted) / kCalibrationRuns
+                                          : 3.0 * kCalibrationPairs;
         bpf.detach_process(child);
-        // Each pair hits two entry probes (malloc, free); the return probe of
-        // malloc adds to the first hit's cost.
-        if (bare != 0 && probed > bare)
-            cost = static_cast<double>(probed - bare) / (2.0 * kCalibrationPairs);
+        bpf.forget_target(child);
+        if (bare != 0 && probed > bare && hits_per_run > 0)
+            cost = static_cast<double>(probed - bare) / hits_per_run;
         else
             log::info("probe cost not measured: {}", failure.empty() ? "no difference" : failure);
     }
@@ -154,8 +164,8 @@ double process_cpu_seconds(int pid) {
 double probe_share_percent(std::uint64_t probe_hits, double probe_cost_ns, double target_cpu_seconds) {
     if (target_cpu_seconds <= 0)
         return 0;
-    // The calibration runs in another process and can overestimate a hit
-    // (seen by about a quarter here), so a fully trapped target reads 100%.
+    // The calibration runs in another process with a warm cache and can be
+    // off either way, so a fully trapped target reads 100% at most.
     double percent = 100.0 * static_cast<double>(probe_hits) * probe_cost_ns * 1e-9 / target_cpu_seconds;
     return std::min(percent, 100.0);
 }

@@ -10,11 +10,10 @@ namespace memobserve {
 class BpfSession;
 
 // Time of one allocator probe hit on this machine, in nanoseconds: a child of
-// memobserve times malloc and free pairs without probes, then with probes on
-// its libc, and the difference is divided by the hits. The child is not a
-// target, so the BPF programs leave at their first check: the figure is the
-// cost of the traps, which is most of what a hit costs. Returns 0 when the
-// measurement failed.
+// memobserve times malloc and free pairs without probes, then traced with
+// probes on its libc, and the difference is divided by the hits the BPF
+// programs counted. What the child recorded is deleted afterwards. Returns 0
+// when the measurement failed.
 double measure_probe_cost_ns(BpfSession& bpf);
 
 // CPU time (user and system) that process `pid` has used, in seconds; 0 when

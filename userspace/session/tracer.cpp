@@ -443,10 +443,20 @@ void Tracer::check_overhead(std::uint64_t probe_hits) {
     }
     if (overhead_.probe_cost_ns <= 0 || overhead_.tripped)
         return;
-    overhead_.last_percent = probe_share_percent(probe_hits, overhead_.probe_cost_ns, cpu_seconds);
-    log::debug("probe hits {} in {:.2f} CPU seconds: {:.1f}%", probe_hits, cpu_seconds, overhead_.last_percent);
-    // Below a tenth of a CPU second the share is too noisy to act on.
-    if (overhead_.max_percent <= 0 || cpu_seconds < 0.1 || overhead_.last_percent <= overhead_.max_percent)
+    // Below a tenth of a CPU second the share is too noisy to act on: the
+    // intervals add up until the targets have used that much. The live view
+    // shows the share of the last full window, the one the guard judged.
+    guard_hits_ += probe_hits;
+    guard_cpu_seconds_ += cpu_seconds;
+    if (guard_cpu_seconds_ < 0.1)
+        return;
+    overhead_.last_percent =
+        probe_share_percent(guard_hits_, overhead_.probe_cost_ns, guard_cpu_seconds_);
+    log::debug("probe hits {} in {:.2f} CPU seconds: {:.1f}%", guard_hits_, guard_cpu_seconds_,
+               overhead_.last_percent);
+    guard_hits_ = 0;
+    guard_cpu_seconds_ = 0;
+    if (overhead_.max_percent <= 0 || overhead_.last_percent <= overhead_.max_percent)
         return;
     // When the budget was passed; detaching takes about 0.1 s per probe.
     overhead_.tripped_after_s =
@@ -454,6 +464,15 @@ void Tracer::check_overhead(std::uint64_t probe_hits) {
     bpf_->detach_allocator_probes();
     options_.alloc_probes = false;
     overhead_.tripped = true;
+    for (auto& [pid, process] : processes_) {
+        for (auto& allocator : process.info.allocators) {
+            if (!allocator.probed)
+                continue;
+            allocator.probed = false;
+            allocator.note = fmt::format("probes detached by the overhead guard after {:.1f}s",
+                                         overhead_.tripped_after_s);
+        }
+    }
     log::warning("allocator probes detached: they took about {:.1f}% of the traced processes' CPU "
                  "time, over --max-overhead {}%; allocated and live stop here, mapped, faulted and "
                  "resident go on",

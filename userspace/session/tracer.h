@@ -125,6 +125,9 @@ private:
     double probe_hit_rate_ = 0;
     OverheadInfo overhead_;
     std::map<int, double> cpu_seconds_;  // per process, at the last tick
+    // Probe hits and target CPU time since the guard last judged the share.
+    std::uint64_t guard_hits_ = 0;
+    double guard_cpu_seconds_ = 0;
 };
 
 }  // namespace memobserve

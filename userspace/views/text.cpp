@@ -50,6 +50,17 @@ std::string frame_name(const Frame& frame) {
     return fmt::format("{}+{:#x}", basename_of(frame.module), frame.offset);
 }
 
+// What a share of the targets' CPU time in probes means for their speed: with
+// a share p, the same work takes 1 / (1 - p) as long.
+std::string describe_slowdown(double percent) {
+    if (percent >= 90)
+        return "10x slower or more";
+    double factor = 100.0 / (100.0 - percent);
+    if (factor < 1.5)
+        return fmt::format("about {:.0f}% slower", (factor - 1) * 100);
+    return fmt::format("about {:.1f}x slower", factor);
+}
+
 std::string describe_drops(const Drops& drops) {
     if (drops.total() == 0)
         return "none";
@@ -349,14 +360,17 @@ std::string render_header(const Snapshot& snapshot, const TableOptions& options)
         text += "allocator probes: off (--no-alloc-probes): allocated and live are not measured\n";
     } else if (overhead.tripped) {
         text += fmt::format("allocator probes: DETACHED after {:.1f}s: they took about {:.1f}% of the "
-                            "traced processes' CPU time, over --max-overhead {}%; allocated and live "
-                            "stop there, the other layers go on\n",
-                            overhead.tripped_after_s, overhead.last_percent, overhead.max_percent);
+                            "traced processes' CPU time ({}), over --max-overhead {}%; allocated "
+                            "and live stop there, the other layers go on\n",
+                            overhead.tripped_after_s, overhead.last_percent,
+                            describe_slowdown(overhead.last_percent), overhead.max_percent);
     } else if (options.probe_hit_rate >= 0) {
         text += fmt::format("allocator probe hits: {:.0f}/s", options.probe_hit_rate);
         if (overhead.probe_cost_ns > 0)
-            text += fmt::format(", about {:.1f}% of the traced processes' CPU time ({:.1f} us per hit)",
-                                overhead.last_percent, overhead.probe_cost_ns / 1000);
+            text += fmt::format(", about {:.1f}% of the traced processes' CPU time ({}; {:.1f} us "
+                                "per hit)",
+                                overhead.last_percent, describe_slowdown(overhead.last_percent),
+                                overhead.probe_cost_ns / 1000);
         if (overhead.max_percent > 0)
             text += fmt::format("; detached above {}% (--max-overhead)", overhead.max_percent);
         text += "\n";
