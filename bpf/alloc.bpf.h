@@ -151,67 +151,52 @@ static __always_inline int enter_allocator(struct pt_regs *ctx, __u32 kind, __u6
 	return 0;
 }
 
-SEC("uprobe")
-int BPF_KPROBE(malloc_enter, __u64 size)
+static __always_inline int enter_free(struct pt_regs *ctx, __u64 block)
 {
-	return enter_allocator(ctx, MO_ALLOC_MALLOC, size, 0);
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u32 tgid = pid_tgid >> 32;
+
+	if (!block || !is_target(tgid))
+		return 0;
+	count_stat(MO_STAT_ALLOC_PROBE_HITS);
+
+	/* glibc's realloc(p, 0) calls free: the realloc return records it. */
+	if (enclosing_call(pid_tgid, PT_REGS_SP(ctx)))
+		return 0;
+	record_free(tgid, block);
+	return 0;
 }
 
+/* One entry program for every allocator function. Each probe's cookie is
+ * the function's kind, so that one link per file carries the entry probes. */
 SEC("uprobe")
-int BPF_KPROBE(calloc_enter, __u64 count, __u64 size)
+int BPF_KPROBE(allocator_enter, __u64 first, __u64 second, __u64 third)
 {
-	return enter_allocator(ctx, MO_ALLOC_CALLOC, count * size, 0);
-}
+	__u64 kind = bpf_get_attach_cookie(ctx);
 
-SEC("uprobe")
-int BPF_KPROBE(realloc_enter, __u64 block, __u64 size)
-{
-	return enter_allocator(ctx, MO_ALLOC_REALLOC, size, block);
-}
-
-SEC("uprobe")
-int BPF_KPROBE(reallocarray_enter, __u64 block, __u64 count, __u64 size)
-{
-	return enter_allocator(ctx, MO_ALLOC_REALLOCARRAY, count * size, block);
-}
-
-SEC("uprobe")
-int BPF_KPROBE(posix_memalign_enter, __u64 result, __u64 alignment, __u64 size)
-{
-	return enter_allocator(ctx, MO_ALLOC_POSIX_MEMALIGN, size, result);
-}
-
-SEC("uprobe")
-int BPF_KPROBE(aligned_alloc_enter, __u64 alignment, __u64 size)
-{
-	return enter_allocator(ctx, MO_ALLOC_ALIGNED_ALLOC, size, 0);
-}
-
-SEC("uprobe")
-int BPF_KPROBE(memalign_enter, __u64 alignment, __u64 size)
-{
-	return enter_allocator(ctx, MO_ALLOC_MEMALIGN, size, 0);
-}
-
-SEC("uprobe")
-int BPF_KPROBE(valloc_enter, __u64 size)
-{
-	return enter_allocator(ctx, MO_ALLOC_VALLOC, size, 0);
-}
-
-SEC("uprobe")
-int BPF_KPROBE(pvalloc_enter, __u64 size)
-{
-	/* pvalloc rounds the request up to whole pages. */
-	__u64 rounded = (size + page_size - 1) & ~(page_size - 1);
-
-	return enter_allocator(ctx, MO_ALLOC_PVALLOC, rounded, 0);
-}
-
-SEC("uprobe")
-int BPF_KPROBE(operator_new_enter, __u64 size)
-{
-	return enter_allocator(ctx, MO_ALLOC_OPERATOR_NEW, size, 0);
+	switch (kind) {
+	case MO_ALLOC_MALLOC:
+	case MO_ALLOC_VALLOC:
+	case MO_ALLOC_OPERATOR_NEW:
+		return enter_allocator(ctx, kind, first, 0);
+	case MO_ALLOC_CALLOC:
+		return enter_allocator(ctx, kind, first * second, 0);
+	case MO_ALLOC_REALLOC:
+		return enter_allocator(ctx, kind, second, first);
+	case MO_ALLOC_REALLOCARRAY:
+		return enter_allocator(ctx, kind, second * third, first);
+	case MO_ALLOC_POSIX_MEMALIGN:
+		return enter_allocator(ctx, kind, third, first);
+	case MO_ALLOC_ALIGNED_ALLOC:
+	case MO_ALLOC_MEMALIGN:
+		return enter_allocator(ctx, kind, second, 0);
+	case MO_ALLOC_PVALLOC:
+		/* pvalloc rounds the request up to whole pages. */
+		return enter_allocator(ctx, kind, (first + page_size - 1) & ~(page_size - 1), 0);
+	case MO_ALLOC_FREE:
+		return enter_free(ctx, first);
+	}
+	return 0;
 }
 
 /* One return program for every allocator entry point above. */
@@ -266,23 +251,6 @@ int BPF_KRETPROBE(allocator_return, __u64 result)
 		break;
 	}
 	record_allocation(&call, address);
-	return 0;
-}
-
-SEC("uprobe")
-int BPF_KPROBE(free_enter, __u64 block)
-{
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	__u32 tgid = pid_tgid >> 32;
-
-	if (!block || !is_target(tgid))
-		return 0;
-	count_stat(MO_STAT_ALLOC_PROBE_HITS);
-
-	/* glibc's realloc(p, 0) calls free: the realloc return records it. */
-	if (enclosing_call(pid_tgid, PT_REGS_SP(ctx)))
-		return 0;
-	record_free(tgid, block);
 	return 0;
 }
 

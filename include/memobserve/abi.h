@@ -29,8 +29,9 @@ enum mo_filter_mode {
 	MO_FILTER_CGROUP = 2, /* processes in a cgroup v2 and its descendants */
 };
 
-/* Allocator entry points with probes. The kind travels from the entry probe to
- * the return probe so that one return program serves every function. */
+/* Allocator entry points with probes; each entry probe's BPF cookie. The kind
+ * travels from the entry probe to the return probe so that one return program
+ * serves every function. */
 enum mo_alloc_kind {
 	MO_ALLOC_MALLOC = 1,
 	MO_ALLOC_CALLOC,
@@ -42,6 +43,7 @@ enum mo_alloc_kind {
 	MO_ALLOC_VALLOC,
 	MO_ALLOC_PVALLOC,
 	MO_ALLOC_OPERATOR_NEW,
+	MO_ALLOC_FREE, /* no return probe */
 };
 
 /* Identity of an allocation site: one process and one user stack. `caller` is a

@@ -239,8 +239,8 @@ std::string command_output(const std::string& command) {
 }
 
 std::size_t memobserve_programs() {
-    static const char* const names[] = {"malloc_enter", "allocator_retur", "vm_syscall_ente",
-                                        "user_page_fault", "process_fork", "free_enter"};
+    static const char* const names[] = {"allocator_enter", "allocator_retur", "vm_syscall_ente",
+                                        "user_page_fault", "process_fork", "kernel_page_fau"};
     std::string text = command_output("bpftool prog list 2>&1");
     std::size_t count = 0;
     for (const char* name : names) {

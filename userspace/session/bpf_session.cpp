@@ -2,12 +2,14 @@
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdarg>
 #include <cstring>
 #include <map>
+#include <utility>
 
 #include "memobserve.skel.h"
 #include "util/error.h"
@@ -55,24 +57,44 @@ int ring_callback(void* context, void* data, std::size_t size) {
     return 0;
 }
 
-// Return the entry program for an allocator symbol.
-bpf_program* entry_program(memobserve_bpf* skeleton, const std::string& symbol) {
-    auto& programs = skeleton->progs;
-    const std::map<std::string, bpf_program*> by_symbol = {
-        {"malloc", programs.malloc_enter},
-        {"calloc", programs.calloc_enter},
-        {"realloc", programs.realloc_enter},
-        {"reallocarray", programs.reallocarray_enter},
-        {"posix_memalign", programs.posix_memalign_enter},
-        {"aligned_alloc", programs.aligned_alloc_enter},
-        {"memalign", programs.memalign_enter},
-        {"valloc", programs.valloc_enter},
-        {"pvalloc", programs.pvalloc_enter},
-        {"free", programs.free_enter},
+// The kind of an allocator symbol: the cookie of its entry probe.
+std::uint64_t allocator_kind(const std::string& symbol) {
+    static const std::map<std::string, mo_alloc_kind> by_symbol = {
+        {"malloc", MO_ALLOC_MALLOC},
+        {"calloc", MO_ALLOC_CALLOC},
+        {"realloc", MO_ALLOC_REALLOC},
+        {"reallocarray", MO_ALLOC_REALLOCARRAY},
+        {"posix_memalign", MO_ALLOC_POSIX_MEMALIGN},
+        {"aligned_alloc", MO_ALLOC_ALIGNED_ALLOC},
+        {"memalign", MO_ALLOC_MEMALIGN},
+        {"valloc", MO_ALLOC_VALLOC},
+        {"pvalloc", MO_ALLOC_PVALLOC},
+        {"free", MO_ALLOC_FREE},
     };
     auto found = by_symbol.find(symbol);
-    return found != by_symbol.end() ? found->second : programs.operator_new_enter;
+    return found != by_symbol.end() ? found->second : MO_ALLOC_OPERATOR_NEW;
 }
+
+// Linux's numbers for uprobe_multi links (6.6), which the kernel headers
+// and libbpf 1.1 of Debian 12 do not have.
+constexpr unsigned kAttachUprobeMulti = 48;      // enum bpf_attach_type
+constexpr unsigned kUprobeMultiReturn = 1u << 0;  // BPF_F_UPROBE_MULTI_RETURN
+
+// BPF_LINK_CREATE's attributes for a uprobe_multi link, laid out as in
+// union bpf_attr.
+struct UprobeMultiAttributes {
+    __u32 program_fd;
+    __u32 target_fd;
+    __u32 attach_type;
+    __u32 flags;
+    __u64 path;
+    __u64 offsets;
+    __u64 reference_counter_offsets;
+    __u64 cookies;
+    __u32 count;
+    __u32 multi_flags;
+    __u32 pid;
+};
 
 // Read every entry of a hash map in batches of up to 4096.
 template <typename Key, typename Value>
@@ -109,6 +131,42 @@ std::vector<std::pair<Key, Value>> read_hash_map(int fd, std::uint32_t max_entri
 
 void BpfSession::LinkDeleter::operator()(bpf_link* link) const { bpf_link__destroy(link); }
 
+BpfSession::UprobeLink::~UprobeLink() {
+    if (fd_ >= 0)
+        close(fd_);
+}
+
+BpfSession::UprobeLink::UprobeLink(UprobeLink&& other) noexcept
+    : fd_(std::exchange(other.fd_, -1)), probes_(other.probes_), is_return_(other.is_return_) {}
+
+BpfSession::UprobeLink& BpfSession::UprobeLink::operator=(UprobeLink&& other) noexcept {
+    if (this != &other) {
+        if (fd_ >= 0)
+            close(fd_);
+        fd_ = std::exchange(other.fd_, -1);
+        probes_ = other.probes_;
+        is_return_ = other.is_return_;
+    }
+    return *this;
+}
+
+int BpfSession::attach_uprobes(bpf_program* program, const std::string& path,
+                               const std::vector<std::uint64_t>& offsets,
+                               const std::vector<std::uint64_t>& cookies, int pid,
+                               bool is_return) {
+    UprobeMultiAttributes attributes = {};
+    attributes.program_fd = static_cast<__u32>(bpf_program__fd(program));
+    attributes.attach_type = kAttachUprobeMulti;
+    attributes.path = reinterpret_cast<std::uintptr_t>(path.c_str());
+    attributes.offsets = reinterpret_cast<std::uintptr_t>(offsets.data());
+    attributes.cookies = reinterpret_cast<std::uintptr_t>(cookies.data());
+    attributes.count = static_cast<__u32>(offsets.size());
+    attributes.multi_flags = is_return ? kUprobeMultiReturn : 0;
+    attributes.pid = pid == kAllProcesses ? 0 : static_cast<__u32>(pid);
+    long fd = syscall(__NR_bpf, BPF_LINK_CREATE, &attributes, sizeof(attributes));
+    return fd >= 0 ? static_cast<int>(fd) : -errno;
+}
+
 BpfSession::BpfSession(const TraceOptions& options) {
     libbpf_set_print(print_libbpf_message);
 
@@ -127,6 +185,13 @@ BpfSession::BpfSession(const TraceOptions& options) {
     bpf_map__set_max_entries(skeleton_->maps.sites, options.max_sites);
     bpf_map__set_max_entries(skeleton_->maps.stacks, options.max_stacks);
     bpf_map__set_max_entries(skeleton_->maps.live, options.max_live_allocations);
+    // The uprobe programs are attached through uprobe_multi links: the kernel
+    // removes all probes of a link with one wait, instead of about 0.1 s per
+    // probe.
+    for (bpf_program* program : {skeleton_->progs.allocator_enter, skeleton_->progs.allocator_return,
+                                 skeleton_->progs.process_start})
+        bpf_program__set_expected_attach_type(program,
+                                              static_cast<bpf_attach_type>(kAttachUprobeMulti));
 
     if (memobserve_bpf__load(skeleton_) != 0) {
         int error = errno;
@@ -156,10 +221,6 @@ BpfSession::BpfSession(const TraceOptions& options) {
 
 BpfSession::~BpfSession() {
     ring_buffer__free(ring_);
-    // The kernel takes about 0.1 s to detach each uprobe here, so a long
-    // exit is announced.
-    if (std::size_t count = attached_probe_count(); count > 40)
-        fmt::print(stderr, "memobserve: detaching {} probes (about {:.0f} s)\n", count, count * 0.1);
     detach_allocator_probes();
     process_links_.clear();
     tracepoint_links_.clear();
@@ -224,41 +285,45 @@ std::string BpfSession::attach_allocator(const AllocatorFile& file, int pid) {
     if (has_allocator_probes(file, pid))
         return {};
 
-    std::vector<Link> links;
+    std::vector<std::uint64_t> entry_offsets;
+    std::vector<std::uint64_t> entry_kinds;
+    std::vector<std::uint64_t> return_offsets;
     for (const auto& function : file.functions) {
-        bool is_free = function.name == "free";
-        LIBBPF_OPTS(bpf_uprobe_opts, entry_options, .retprobe = false);
-        bpf_link* entry = bpf_program__attach_uprobe_opts(
-            entry_program(skeleton_, function.name), pid, file.open_path.c_str(),
-            function.file_offset, &entry_options);
-        if (!entry)
-            return fmt::format("failed to attach a uprobe to {} in {}: {}", function.name,
-                               file.path, describe_errno(errno));
-        links.emplace_back(entry);
-        if (is_free)
-            continue;
+        std::uint64_t kind = allocator_kind(function.name);
+        entry_offsets.push_back(function.file_offset);
+        entry_kinds.push_back(kind);
+        if (kind != MO_ALLOC_FREE)
+            return_offsets.push_back(function.file_offset);
+    }
+    if (entry_offsets.empty())
+        return {};
 
-        LIBBPF_OPTS(bpf_uprobe_opts, return_options, .retprobe = true);
-        bpf_link* exit = bpf_program__attach_uprobe_opts(
-            skeleton_->progs.allocator_return, pid, file.open_path.c_str(), function.file_offset,
-            &return_options);
-        if (!exit)
-            return fmt::format("failed to attach a return uprobe to {} in {}: {}", function.name,
-                               file.path, describe_errno(errno));
-        return_links_.insert(exit);
-        links.emplace_back(exit);
+    std::vector<UprobeLink> links;
+    int entry = attach_uprobes(skeleton_->progs.allocator_enter, file.open_path, entry_offsets,
+                               entry_kinds, pid, false);
+    if (entry < 0)
+        return fmt::format("failed to attach uprobes to the allocator functions of {}: {}",
+                           file.path, describe_errno(-entry));
+    links.emplace_back(entry, entry_offsets.size(), false);
+    if (!return_offsets.empty()) {
+        std::vector<std::uint64_t> no_cookies(return_offsets.size(), 0);
+        int exit = attach_uprobes(skeleton_->progs.allocator_return, file.open_path,
+                                  return_offsets, no_cookies, pid, true);
+        if (exit < 0)
+            return fmt::format("failed to attach return uprobes to the allocator functions of "
+                               "{}: {}",
+                               file.path, describe_errno(-exit));
+        links.emplace_back(exit, return_offsets.size(), true);
     }
 
     if (file.start_main_offset != 0) {
-        LIBBPF_OPTS(bpf_uprobe_opts, start_options, .retprobe = false);
-        bpf_link* start = bpf_program__attach_uprobe_opts(skeleton_->progs.process_start, pid,
-                                                          file.open_path.c_str(),
-                                                          file.start_main_offset, &start_options);
+        int start = attach_uprobes(skeleton_->progs.process_start, file.open_path,
+                                   {file.start_main_offset}, {0}, pid, false);
         // Without it only the first allocation's return is lost: go on.
-        if (start)
-            links.emplace_back(start);
+        if (start >= 0)
+            links.emplace_back(start, 1, false);
         else
-            log::info("no start probe in {}: {}", file.path, describe_errno(errno));
+            log::info("no start probe in {}: {}", file.path, describe_errno(-start));
     }
 
     auto& owner = pid == kAllProcesses ? uprobe_links_ : process_links_[pid];
@@ -275,33 +340,21 @@ std::string BpfSession::attach_allocator(const AllocatorFile& file, int pid) {
 }
 
 void BpfSession::attach_step_probe(const std::string& open_path, std::uint64_t file_offset, int pid) {
-    LIBBPF_OPTS(bpf_uprobe_opts, options, .retprobe = false);
-    bpf_link* link = bpf_program__attach_uprobe_opts(skeleton_->progs.process_start, pid,
-                                                     open_path.c_str(), file_offset, &options);
-    if (!link) {
+    int link = attach_uprobes(skeleton_->progs.process_start, open_path, {file_offset}, {0}, pid,
+                              false);
+    if (link < 0) {
         log::info("process {}: no step probe at {}+{:#x}: {}", pid, open_path, file_offset,
-                  describe_errno(errno));
+                  describe_errno(-link));
         return;
     }
-    process_links_[pid].emplace_back(link);
+    process_links_[pid].emplace_back(link, 1, false);
 }
 
 void BpfSession::detach_uprobes(bool return_probes) {
-    auto matches = [&](const Link& link) { return (return_links_.count(link.get()) != 0) == return_probes; };
-    std::set<bpf_link*> detached;
-    auto detach = [&](std::vector<Link>& links) {
-        for (const auto& link : links) {
-            if (matches(link))
-                detached.insert(link.get());
-        }
-        std::erase_if(links, matches);
-    };
-    detach(uprobe_links_);
+    auto matches = [&](const UprobeLink& link) { return link.is_return() == return_probes; };
+    std::erase_if(uprobe_links_, matches);
     for (auto& [pid, links] : process_links_)
-        detach(links);
-    // Forgotten only now: matches() reads the set.
-    for (bpf_link* link : detached)
-        return_links_.erase(link);
+        std::erase_if(links, matches);
 }
 
 // Entry probes first: once they are gone, no new call is recorded, and a
@@ -315,19 +368,18 @@ void BpfSession::detach_allocator_probes() {
 }
 
 void BpfSession::detach_process(int pid) {
-    auto found = process_links_.find(pid);
-    if (found != process_links_.end()) {
-        for (const auto& link : found->second)
-            return_links_.erase(link.get());
-        process_links_.erase(found);
-    }
+    process_links_.erase(pid);
     std::erase_if(probed_files_, [pid](const auto& probed) { return std::get<2>(probed) == pid; });
 }
 
 std::size_t BpfSession::attached_probe_count() const {
-    std::size_t count = uprobe_links_.size();
-    for (const auto& [pid, links] : process_links_)
-        count += links.size();
+    std::size_t count = 0;
+    for (const auto& link : uprobe_links_)
+        count += link.probes();
+    for (const auto& [pid, links] : process_links_) {
+        for (const auto& link : links)
+            count += link.probes();
+    }
     return count;
 }
 

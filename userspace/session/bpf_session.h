@@ -18,6 +18,7 @@
 
 struct memobserve_bpf;
 struct bpf_link;
+struct bpf_program;
 struct ring_buffer;
 
 namespace memobserve {
@@ -92,6 +93,31 @@ private:
     };
     using Link = std::unique_ptr<bpf_link, LinkDeleter>;
 
+    // A uprobe_multi link (Linux 6.6): probes on several offsets of one file,
+    // which the kernel removes together when the descriptor is closed.
+    class UprobeLink {
+    public:
+        UprobeLink(int fd, std::size_t probes, bool is_return)
+            : fd_(fd), probes_(probes), is_return_(is_return) {}
+        ~UprobeLink();
+        UprobeLink(UprobeLink&& other) noexcept;
+        UprobeLink& operator=(UprobeLink&& other) noexcept;
+        std::size_t probes() const { return probes_; }
+        bool is_return() const { return is_return_; }
+
+    private:
+        int fd_ = -1;
+        std::size_t probes_ = 0;
+        bool is_return_ = false;
+    };
+
+    // Attach `program` at `offsets` of the file at `path` for process `pid`
+    // (kAllProcesses: every process), one cookie per offset. Returns the
+    // link, or -errno.
+    int attach_uprobes(bpf_program* program, const std::string& path,
+                       const std::vector<std::uint64_t>& offsets,
+                       const std::vector<std::uint64_t>& cookies, int pid, bool is_return);
+
     void attach_tracepoints();
     // Detach the return probes, or every other uprobe.
     void detach_uprobes(bool return_probes);
@@ -99,9 +125,8 @@ private:
     memobserve_bpf* skeleton_ = nullptr;
     ring_buffer* ring_ = nullptr;
     std::vector<Link> tracepoint_links_;
-    std::vector<Link> uprobe_links_;             // for every process
-    std::map<int, std::vector<Link>> process_links_;  // for one process each
-    std::set<bpf_link*> return_links_;                // the return probes among them
+    std::vector<UprobeLink> uprobe_links_;                  // for every process
+    std::map<int, std::vector<UprobeLink>> process_links_;  // for one process each
     std::set<std::tuple<std::uint64_t, std::uint64_t, int>> probed_files_;  // device, inode, pid
     std::function<void(const mo_event&)> handler_;
 };

@@ -458,7 +458,7 @@ void Tracer::check_overhead(std::uint64_t probe_hits) {
     guard_cpu_seconds_ = 0;
     if (overhead_.max_percent <= 0 || overhead_.last_percent <= overhead_.max_percent)
         return;
-    // When the budget was passed; detaching takes about 0.1 s per probe.
+    // When the budget was passed, before the time detaching takes.
     overhead_.tripped_after_s =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
     bpf_->detach_allocator_probes();
