@@ -78,16 +78,17 @@ def main(argv: list[str]) -> int:
                  if selected(arguments.workload, workload.name)]
 
     comparisons = []
-    cost = None
+    costs = []
     with tempfile.TemporaryDirectory(prefix="memobserve-bench-") as scratch_name:
         scratch = pathlib.Path(scratch_name)
         for workload in workloads:
             comparisons += runner.compare(workload, observers, sizes.rounds, scratch)
-        if not arguments.no_self_cost:
-            runner.log(f"[self cost] memobserve top with 10000 sites for "
+        for state in () if arguments.no_self_cost else self_cost.STATES:
+            runner.log(f"[self cost] memobserve top with 10000 sites, {state} target, for "
                        f"{sizes.self_cost_seconds:.0f} s")
-            cost = self_cost.measure(sizes.self_cost_seconds, arguments.self_cost_max_stacks,
-                                     scratch / "self-cost")
+            costs.append(self_cost.measure(state, sizes.self_cost_seconds,
+                                           arguments.self_cost_max_stacks,
+                                           scratch / "self-cost"))
         detach_runs = arguments.detach_runs
         if detach_runs is None:
             detach_runs = 3 if arguments.quick else 10
@@ -97,7 +98,7 @@ def main(argv: list[str]) -> int:
                        "and delete")
             safety.append(detach_safety.measure(scenario, detach_runs, scratch / "detach"))
 
-    checks = targets.check_all(comparisons, cost)
+    checks = targets.check_all(comparisons, costs)
     host = report.machine()
     print(f"Machine: {report.machine_line(host)}")
     print()
@@ -106,24 +107,25 @@ def main(argv: list[str]) -> int:
     print(report.text_table(["target", "workload", "observer", "measured", "result"],
                             [[check.target, check.workload, check.observer, check.measured,
                               report.verdict(check.passed)] for check in checks]))
-    if cost is not None:
+    if costs:
         print()
         print("memobserve's own cost with 10000 live sites:")
-        print(report.text_table(["measure", "value"], report.self_cost_rows(cost, checks)))
+        print(report.text_table(report.self_cost_headers(costs),
+                                report.self_cost_rows(costs, checks)))
 
     if safety:
         print()
         print("Detaching during 30 threads of new and delete:")
         print(report.text_table(report.SAFETY_HEADERS, report.safety_rows(safety)))
 
-    results = report.to_json(comparisons, cost, checks, host, command, sizes)
+    results = report.to_json(comparisons, costs, checks, host, command, sizes)
     results["detach_safety"] = [dataclasses.asdict(result) for result in safety]
     json_path.parent.mkdir(parents=True, exist_ok=True)
     json_path.write_text(json.dumps(results, indent=2) + "\n")
     print(f"\nResults written to {json_path}")
     if arguments.update_docs:
         docs.update(arguments.update_docs,
-                    docs.section(comparisons, cost, checks, host, command, sizes,
+                    docs.section(comparisons, costs, checks, host, command, sizes,
                                  results["finished_at"], safety))
         print(f"Overhead section written to {arguments.update_docs}")
     return 0

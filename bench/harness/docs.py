@@ -4,14 +4,14 @@ Other sections of the file stay as they are."""
 import pathlib
 import re
 
-from . import report
+from . import report, self_cost
 from .setup import OBSERVERS, Sizes
 
 SECTION_HEADING = "## Overhead"
 ANALYSIS_HEADING = "### Analysis"
 
 
-def section(comparisons, cost, checks, host, command, sizes: Sizes, finished_at: str,
+def section(comparisons, costs, checks, host, command, sizes: Sizes, finished_at: str,
             safety=()) -> str:
     observers = "\n".join(f"- **{observer.name}**: {observer.description}."
                           for observer in OBSERVERS)
@@ -64,18 +64,23 @@ def section(comparisons, cost, checks, host, command, sizes: Sizes, finished_at:
                               target_rows),
         "",
     ]
-    if cost is not None:
+    if costs:
         parts += [
             "### memobserve's own cost with 10000 live sites",
             "",
             "The many_sites workload allocates one block at each of 10000 call sites "
-            "after `memobserve top -p PID --interval 1` has attached, then idles. CPU is "
-            "utime + stime from /proc/PID/stat over the window, which starts after the "
-            "first refresh that shows every site. Memory is VmRSS and VmHWM from "
+            "after `memobserve top -p PID --interval 1` has attached. Then it "
+            + "; or ".join(f"{description} ({state})"
+                           for state, description in self_cost.STATES.items()
+                           if any(cost.state == state for cost in costs))
+            + ". A busy target makes every refresh read the live-allocation map again. "
+            "CPU is utime + stime from /proc/PID/stat over the window, which starts after "
+            "the first refresh that shows every site. Memory is VmRSS and VmHWM from "
             "/proc/PID/status at its end, and the memlock bytes of its BPF maps from "
             "/proc/PID/fdinfo, which are kernel memory outside VmRSS.",
             "",
-            report.markdown_table(["measure", "value"], report.self_cost_rows(cost, checks)),
+            report.markdown_table(report.self_cost_headers(costs),
+                                  report.self_cost_rows(costs, checks)),
             "",
         ]
     if safety:

@@ -11,7 +11,7 @@ import subprocess
 
 from .runner import Comparison
 from .self_cost import SelfCost
-from .targets import TargetCheck
+from .targets import TargetCheck, self_cost_workload
 
 HEADERS = ["workload", "observer", "runs", "operations", "median s", "bare median s",
            "bare spread", "ratio", "CPU ratio", "CPU ns/op", "bare CPU ns/op", "target",
@@ -57,27 +57,40 @@ def comparison_rows(comparisons: list[Comparison], checks: list[TargetCheck]) ->
     return rows
 
 
-def self_cost_rows(cost: SelfCost, checks: list[TargetCheck]) -> list[list[str]]:
-    if cost.failure:
-        return [["result", cost.failure]]
-    cpu_check = next((check for check in checks if check.target.startswith("CPU")), None)
-    memory_check = next((check for check in checks if check.target.startswith("resident")),
-                        None)
+def self_cost_headers(costs: list[SelfCost]) -> list[str]:
+    return ["measure", *(f"{cost.state} target" for cost in costs)]
+
+
+def self_cost_rows(costs: list[SelfCost], checks: list[TargetCheck]) -> list[list[str]]:
+    """Lay out one row per measure and one column per workload state."""
+    def verdict_of(cost: SelfCost, target_start: str) -> str:
+        check = next((check for check in checks
+                      if check.workload == self_cost_workload(cost)
+                      and check.target.startswith(target_start)), None)
+        return verdict(check.passed) if check else ""
+
+    def cells(render) -> list[str]:
+        return [cost.failure if cost.failure else render(cost) for cost in costs]
+
     return [
-        ["sites in the last refresh", f"{cost.sites_shown} ({cost.drops_reported})"],
-        ["first refresh with every site", f"{cost.first_full_refresh_seconds:.1f} s after the "
-                                          "allocation"],
-        ["refreshes in the window", f"{cost.refreshes} in {cost.window_seconds:.1f} s"],
-        ["CPU in the window", f"{cost.cpu_percent_of_one_core:.1f}% of one core: "
-                              f"{verdict(cpu_check.passed) if cpu_check else ''} (target < 2%)"],
-        ["CPU from start to window end", f"{cost.cpu_seconds_whole_run:.2f} s "
-                                         f"({cost.cpu_percent_whole_run:.1f}% of one core)"],
-        ["resident (VmRSS, VmHWM)", f"{cost.resident_mib:.1f} MiB, peak "
-                                    f"{cost.peak_resident_mib:.1f} MiB: "
-                                    f"{verdict(memory_check.passed) if memory_check else ''} "
-                                    "(target < 100 MiB)"],
-        ["BPF maps (kernel memory, not in VmRSS)", f"{cost.bpf_map_mib:.1f} MiB"],
-        ["stack map capacity", f"--max-stacks {cost.max_stacks}"],
+        ["sites in the last refresh", *cells(lambda cost: f"{cost.sites_shown} "
+                                                          f"({cost.drops_reported})")],
+        ["first refresh with every site",
+         *cells(lambda cost: f"{cost.first_full_refresh_seconds:.1f} s after the allocation")],
+        ["refreshes in the window",
+         *cells(lambda cost: f"{cost.refreshes} in {cost.window_seconds:.1f} s")],
+        ["CPU in the window (target < 2%)",
+         *cells(lambda cost: f"{cost.cpu_percent_of_one_core:.1f}% of one core: "
+                             f"{verdict_of(cost, 'CPU')}")],
+        ["CPU from start to window end",
+         *cells(lambda cost: f"{cost.cpu_seconds_whole_run:.2f} s "
+                             f"({cost.cpu_percent_whole_run:.1f}% of one core)")],
+        ["resident, VmRSS and peak VmHWM (target < 100 MiB)",
+         *cells(lambda cost: f"{cost.resident_mib:.1f} MiB, peak {cost.peak_resident_mib:.1f} "
+                             f"MiB: {verdict_of(cost, 'resident')}")],
+        ["BPF maps (kernel memory, not in VmRSS)",
+         *cells(lambda cost: f"{cost.bpf_map_mib:.1f} MiB")],
+        ["stack map capacity", *cells(lambda cost: f"--max-stacks {cost.max_stacks}")],
     ]
 
 
@@ -152,7 +165,7 @@ def machine() -> dict:
     }
 
 
-def to_json(comparisons, cost, checks, host, command, sizes) -> dict:
+def to_json(comparisons, costs, checks, host, command, sizes) -> dict:
     def runs(results):
         return [dataclasses.asdict(result) for result in results]
 
@@ -176,7 +189,7 @@ def to_json(comparisons, cost, checks, host, command, sizes) -> dict:
             }
             for comparison in comparisons
         ],
-        "self_cost": dataclasses.asdict(cost) if cost else None,
+        "self_cost": [dataclasses.asdict(cost) for cost in costs],
         "targets": [dataclasses.asdict(check) for check in checks],
     }
 

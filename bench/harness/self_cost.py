@@ -1,5 +1,5 @@
 """memobserve's own CPU time and resident memory while its live view refreshes
-once a second on a process with 10000 live allocation sites."""
+once a second on a process with 10000 live allocation sites, idle or busy."""
 
 import dataclasses
 import os
@@ -22,8 +22,16 @@ FIRST_REFRESH_TIMEOUT_SECONDS = 300.0
 CLOCK_TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK")
 
 
+# The workload's behaviour once its sites are allocated, by state.
+STATES = {
+    "idle": "waits",
+    "busy": "frees one block and allocates it again every 10 ms",
+}
+
+
 @dataclasses.dataclass
 class SelfCost:
+    state: str  # a key of STATES
     max_stacks: int
     first_full_refresh_seconds: float = 0.0  # from the allocation to a refresh showing it
     window_seconds: float = 0.0
@@ -117,16 +125,19 @@ def drain(lines: queue.Queue) -> None:
             return
 
 
-def measure(window_seconds: float, max_stacks: int, scratch: pathlib.Path) -> SelfCost:
+def measure(state: str, window_seconds: float, max_stacks: int,
+            scratch: pathlib.Path) -> SelfCost:
     """Start the many_sites workload and `memobserve -p PID` piped, let the
     workload allocate its sites once probes are attached, and sample
-    memobserve's CPU time and memory over `window_seconds`."""
-    result = SelfCost(max_stacks=max_stacks)
-    workload = subprocess.Popen([str(WORKLOAD_BINARIES / "many_sites")], stdin=subprocess.PIPE,
-                                stdout=subprocess.PIPE, text=True)
+    memobserve's CPU time and memory over `window_seconds` while the workload
+    is in `state`."""
+    result = SelfCost(state=state, max_stacks=max_stacks)
+    arguments = ["busy"] if state == "busy" else []
+    workload = subprocess.Popen([str(WORKLOAD_BINARIES / "many_sites"), *arguments],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     observer = None
     scratch.mkdir(parents=True, exist_ok=True)
-    error_log = open(scratch / "memobserve-top.stderr", "w+")
+    error_log = open(scratch / f"memobserve-top-{state}.stderr", "w+")
     try:
         if workload.stdout.readline().strip() != "waiting":
             raise RuntimeError("many_sites did not start")

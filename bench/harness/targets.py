@@ -63,20 +63,24 @@ def floor_check(comparisons, workload) -> TargetCheck | None:
                        f"{full_ns - floor_ns:+.0f} ns per pair)", share <= 1.10)
 
 
-def check_all(comparisons: list[Comparison], self_cost: SelfCost | None) -> list[TargetCheck]:
+def check_all(comparisons: list[Comparison], self_costs: list[SelfCost]) -> list[TargetCheck]:
     checks = []
     for workload in MALLOC_LOOPS:
         checks.append(ratio_check(comparisons, workload, 1.02))
     checks.append(ratio_check(comparisons, "first touch", 1.20))
     for workload in MALLOC_LOOPS:
         checks.append(floor_check(comparisons, workload))
-    if self_cost is not None:
-        checks.extend(self_cost_checks(self_cost))
+    for cost in self_costs:
+        checks.extend(self_cost_checks(cost))
     return [check for check in checks if check is not None]
 
 
+def self_cost_workload(cost: SelfCost) -> str:
+    return f"10000 live sites, {cost.state}"
+
+
 def self_cost_checks(cost: SelfCost) -> list[TargetCheck]:
-    workload = "10000 live sites, idle"
+    workload = self_cost_workload(cost)
     observer = "memobserve -p PID, 1 s refresh"
     cpu_target = "CPU < 2% of one core"
     memory_target = "resident < 100 MiB"

@@ -3,13 +3,19 @@
  * malloc call, and 100 functions group_AB that call 100 sites each, so there
  * are 10000 call sites below 100 distinct caller stacks.
  *
+ * Usage: many_sites [busy]
  * Protocol on stdin and stdout: print "waiting", read one line, allocate and
  * write one block per site (1 to 4 KiB, about 24 MiB in all), print
- * "allocated", then idle until stdin closes. */
+ * "allocated", then idle until stdin closes. With "busy" it does not idle:
+ * every 10 ms it frees one site's block and allocates it again, going round
+ * the sites, so that blocks keep coming and going under a tracer. */
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#define BUSY_PERIOD_MS 10
 
 #define SITE_COUNT 10000
 
@@ -65,11 +71,43 @@ __attribute__((noinline)) static void allocate_all_sites(void)
 	EACH_FIRST_DIGIT(CALL_GROUPS_OF_THOUSAND)
 }
 
-int main(void)
+#define SITE_POINTER(a, b, c, d) site_##a##b##c##d,
+#define SITE_POINTERS_OF_GROUP(a, b) EACH_THIRD_DIGIT(SITE_POINTER, a, b)
+#define SITE_POINTERS_OF_THOUSAND(a) EACH_SECOND_DIGIT(SITE_POINTERS_OF_GROUP, a)
+
+static void (*const sites[SITE_COUNT])(void) = {EACH_FIRST_DIGIT(SITE_POINTERS_OF_THOUSAND)};
+
+/* Until stdin closes, free and allocate again one site's block every
+ * BUSY_PERIOD_MS. */
+static void churn_until_end_of_input(void)
 {
+	struct pollfd input = {.fd = 0, .events = POLLIN};
+	char buffer[64];
+	unsigned next = 0;
+
+	while (1) {
+		int ready = poll(&input, 1, BUSY_PERIOD_MS);
+
+		if (ready > 0 && read(0, buffer, sizeof(buffer)) <= 0)
+			return;
+		if (ready == 0) {
+			free(kept[next]);
+			sites[next]();
+			next = (next + 1) % SITE_COUNT;
+		}
+	}
+}
+
+int main(int argc, char **argv)
+{
+	int busy = argc > 1 && strcmp(argv[1], "busy") == 0;
 	char line[64];
 	char buffer[64];
 
+	if (argc > 1 && !busy) {
+		fprintf(stderr, "many_sites: unknown mode '%s': expected 'busy' or nothing\n", argv[1]);
+		return 2;
+	}
 	printf("waiting\n");
 	fflush(stdout);
 	if (!fgets(line, sizeof(line), stdin))
@@ -79,6 +117,10 @@ int main(void)
 	printf("allocated %d sites\n", SITE_COUNT);
 	fflush(stdout);
 
+	if (busy) {
+		churn_until_end_of_input();
+		return 0;
+	}
 	while (read(0, buffer, sizeof(buffer)) > 0) {
 	}
 	return 0;
