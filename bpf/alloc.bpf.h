@@ -19,15 +19,23 @@ struct allocator_call {
 	__u32 depth;       /* nested allocator calls inside this one */
 };
 
-/* pid_tgid -> the outermost allocator call of that thread. The stack taken at
- * its entry is reused by the mapping and fault programs for what happens
- * inside the call, because libc without frame pointers breaks the walk there. */
+/* Per thread: the outermost allocator call in progress, none while `kind` is
+ * 0. The stack taken at its entry is reused by the mapping and fault programs
+ * for what happens inside the call, because libc without frame pointers
+ * breaks the walk there. Task storage instead of a hash map by thread id: a
+ * lookup needs no hashing, and a call that ends frees nothing. */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 32768);
-	__type(key, __u64);
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
 	__type(value, struct allocator_call);
 } allocator_calls SEC(".maps");
+
+/* The current thread's allocator call state; NULL when it has none yet. */
+static __always_inline struct allocator_call *thread_call(__u64 flags)
+{
+	return bpf_task_storage_get(&allocator_calls, bpf_get_current_task_btf(), 0, flags);
+}
 
 /* Block -> size and site, for every live allocation. Sized by the loader. */
 struct {
@@ -42,16 +50,16 @@ struct {
  * jumping to memset, which then runs on calloc's frame. A call whose frame is
  * gone (an operator new that threw, so its return probe never ran) is
  * deleted. */
-static __always_inline struct allocator_call *enclosing_call(__u64 pid_tgid, __u64 sp)
+static __always_inline struct allocator_call *enclosing_call(__u64 sp)
 {
-	struct allocator_call *call = bpf_map_lookup_elem(&allocator_calls, &pid_tgid);
+	struct allocator_call *call = thread_call(0);
 
-	if (!call)
+	if (!call || !call->kind)
 		return NULL;
 	if (sp <= call->entry_sp)
 		return call;
 	count_stat(MO_STAT_LOST_RETURNS);
-	bpf_map_delete_elem(&allocator_calls, &pid_tgid);
+	call->kind = 0;
 	return NULL;
 }
 
@@ -115,53 +123,52 @@ static __always_inline void record_free(__u32 tgid, __u64 address)
 static __always_inline int enter_allocator(struct pt_regs *ctx, __u32 kind, __u64 size,
 					   __u64 argument)
 {
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	__u32 tgid = pid_tgid >> 32;
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	__u64 sp = PT_REGS_SP(ctx);
-	struct allocator_call *outer;
-	struct allocator_call call = {};
+	struct allocator_call *call;
 
 	if (!is_target(tgid))
 		return 0;
 	count_stat(MO_STAT_ALLOC_PROBE_HITS);
 
-	/* glibc's realloc(NULL, n) jumps to malloc, and operator new calls malloc:
-	 * only the outermost call records. */
-	outer = bpf_map_lookup_elem(&allocator_calls, &pid_tgid);
-	if (outer && is_nested(outer, sp)) {
-		outer->depth++;
+	call = thread_call(BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!call) {
+		count_drop(MO_DROP_PENDING_MAP_FULL);
 		return 0;
 	}
-	if (outer) {
-		count_stat(MO_STAT_LOST_RETURNS);
-		bpf_map_delete_elem(&allocator_calls, &pid_tgid);
+	/* glibc's realloc(NULL, n) jumps to malloc, and operator new calls malloc:
+	 * only the outermost call records. */
+	if (call->kind && is_nested(call, sp)) {
+		call->depth++;
+		return 0;
 	}
+	if (call->kind)
+		count_stat(MO_STAT_LOST_RETURNS);
 
-	call.size = size;
-	call.argument = argument;
-	call.entry_sp = sp;
-	call.kind = kind;
-	current_site(tgid, &call.site);
+	call->kind = 0;
+	call->size = size;
+	call->argument = argument;
+	call->entry_sp = sp;
+	call->depth = 0;
+	current_site(tgid, &call->site);
 	/* The frame-pointer walk starts at the caller's saved frame, so it skips
 	 * the caller itself; its return address is on top of the stack here.
 	 * Without a stored stack it still names the caller. */
-	call.site.caller = read_stack_top(sp);
-	if (bpf_map_update_elem(&allocator_calls, &pid_tgid, &call, BPF_ANY))
-		count_drop(MO_DROP_PENDING_MAP_FULL);
+	call->site.caller = read_stack_top(sp);
+	call->kind = kind;
 	return 0;
 }
 
 static __always_inline int enter_free(struct pt_regs *ctx, __u64 block)
 {
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	__u32 tgid = pid_tgid >> 32;
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 
 	if (!block || !is_target(tgid))
 		return 0;
 	count_stat(MO_STAT_ALLOC_PROBE_HITS);
 
 	/* glibc's realloc(p, 0) calls free: the realloc return records it. */
-	if (enclosing_call(pid_tgid, PT_REGS_SP(ctx)))
+	if (enclosing_call(PT_REGS_SP(ctx)))
 		return 0;
 	record_free(tgid, block);
 	return 0;
@@ -203,13 +210,12 @@ int BPF_KPROBE(allocator_enter, __u64 first, __u64 second, __u64 third)
 SEC("uretprobe")
 int BPF_KRETPROBE(allocator_return, __u64 result)
 {
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	struct allocator_call *pending;
 	struct allocator_call call;
 	__u64 address = result;
 
-	pending = bpf_map_lookup_elem(&allocator_calls, &pid_tgid);
-	if (!pending)
+	pending = thread_call(0);
+	if (!pending || !pending->kind)
 		return 0;
 	count_stat(MO_STAT_ALLOC_PROBE_HITS);
 	if (pending->depth > 0) {
@@ -217,7 +223,7 @@ int BPF_KRETPROBE(allocator_return, __u64 result)
 		return 0;
 	}
 	call = *pending;
-	bpf_map_delete_elem(&allocator_calls, &pid_tgid);
+	pending->kind = 0;
 	count_stat(MO_STAT_ALLOC_RETURNS);
 
 	switch (call.kind) {

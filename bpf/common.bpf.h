@@ -233,17 +233,25 @@ static __always_inline __u32 walk_user_stack(struct user_stack *stack)
 }
 
 /* Id of a stack of `count` frames: a hash of its frames, never negative
- * (negative ids name the unknown-stack and fault-residue sites). */
+ * (negative ids name the unknown-stack and fault-residue sites). Each frame
+ * goes through a multiply and a shift, so that every bit of every frame
+ * moves every bit of the result (the finalizer of MurmurHash3's 64-bit
+ * variant, applied per frame). */
 static __always_inline __u32 stack_hash(const struct user_stack *stack, __u32 count)
 {
-	__u64 hash = 0xcbf29ce484222325ULL;
+	__u64 hash = count;
 
 	for (__u32 i = 0; i < MO_MAX_STACK_DEPTH; i++) {
 		if (i >= count)
 			break;
-		hash = (hash ^ stack->frames[i]) * 0x100000001b3ULL;
+		hash ^= stack->frames[i];
+		hash ^= hash >> 33;
+		hash *= 0xff51afd7ed558ccdULL;
+		hash ^= hash >> 33;
+		hash *= 0xc4ceb9fe1a85ec53ULL;
+		hash ^= hash >> 33;
 	}
-	return (__u32)(hash ^ (hash >> 32)) & 0x7fffffff;
+	return (__u32)hash & 0x7fffffff;
 }
 
 static __always_inline bool same_stack(const struct user_stack *stored,

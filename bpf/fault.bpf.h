@@ -25,8 +25,7 @@ static __always_inline void add_faults(struct mo_site_key *site, __u64 bytes, __
 
 static __always_inline int count_fault(unsigned long address, struct pt_regs *regs)
 {
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	__u32 tgid = pid_tgid >> 32;
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	struct allocator_call *call;
 	struct mo_site_counters *residue;
 	struct mo_site_key residue_key;
@@ -39,7 +38,7 @@ static __always_inline int count_fault(unsigned long address, struct pt_regs *re
 	/* A fault inside an allocator call (calloc clearing a block, malloc
 	 * writing its headers) belongs to the allocator's caller, whose stack
 	 * is known already. */
-	call = enclosing_call(pid_tgid, BPF_CORE_READ(regs, sp));
+	call = enclosing_call(BPF_CORE_READ(regs, sp));
 	if (call) {
 		site = call->site;
 		add_faults(&site, page_size, 1);

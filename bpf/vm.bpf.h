@@ -45,7 +45,7 @@ static __always_inline void vm_call_site(__u64 pid_tgid, struct pt_regs *regs,
 					 struct mo_site_key *site)
 {
 	__u64 sp = BPF_CORE_READ(regs, sp);
-	struct allocator_call *call = enclosing_call(pid_tgid, sp);
+	struct allocator_call *call = enclosing_call(sp);
 
 	if (call) {
 		*site = call->site;
