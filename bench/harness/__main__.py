@@ -14,8 +14,9 @@ from . import detach_safety, docs, report, runner, self_cost, setup, targets
 DEFAULT_JSON = setup.REPOSITORY / "bench" / "results" / "latest.json"
 QUICK_JSON = setup.REPOSITORY / "bench" / "results" / "quick.json"
 DEFAULT_DOCS = setup.REPOSITORY / "docs" / "performance.md"
-# A stack map with room for 10000 stacks and few hash collisions.
-SELF_COST_MAX_STACKS = 262144
+# memobserve's default for -p. Stacks are stored under a 31-bit hash of
+# their frames, so 10000 stacks fit with room to spare.
+SELF_COST_MAX_STACKS = 16384
 
 
 def parse_arguments(argv: list[str]) -> argparse.Namespace:

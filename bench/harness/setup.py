@@ -37,7 +37,7 @@ class Sizes:
     self_cost_seconds: float
 
 
-FULL = Sizes(rounds=5, pairs_trapped=50_000, pairs_untrapped=50_000_000,
+FULL = Sizes(rounds=5, pairs_trapped=50_000, pairs_untrapped=100_000_000,
              first_touch_mib=1024, churn_cycles=100_000, python_rounds=50,
              self_cost_seconds=20.0)
 QUICK = Sizes(rounds=3, pairs_trapped=10_000, pairs_untrapped=10_000_000,

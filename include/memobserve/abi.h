@@ -86,7 +86,7 @@ enum mo_drop {
 	MO_DROP_STACK_MAP_FULL,      /* stack not stored (-ENOMEM): unknown-stack site */
 	MO_DROP_STACK_COLLISION,     /* stack not stored (-EEXIST): unknown-stack site */
 	MO_DROP_STACK_OTHER,         /* stack not stored, other error: unknown-stack site */
-	MO_DROP_PENDING_MAP_FULL,    /* allocator call not tracked: per-thread map full */
+	MO_DROP_PENDING_MAP_FULL,    /* allocator call not tracked: no per-thread state */
 	MO_DROP_EVENT_RING_FULL,     /* mapping event lost: ring buffer full */
 	MO_DROP_COUNT,
 };

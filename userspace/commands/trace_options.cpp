@@ -123,8 +123,8 @@ void validate_trace_options(TraceCommandOptions& options) {
     options.trace.follow_children = !options.no_follow;
     options.trace.fault_sample_bytes = parse_fault_sample(options.fault_sample);
     options.trace.max_overhead_percent = parse_max_overhead(options.max_overhead);
-    // Many processes bring many distinct stacks, and the stack map reports a
-    // hash collision, not a free slot, once it fills up.
+    // Many processes bring many distinct stacks, and a stack that finds the
+    // stack map full is not stored.
     bool many_processes = options.all || !options.cgroup.empty() || !options.container.empty();
     options.trace.max_stacks = options.max_stacks != 0 ? options.max_stacks
                                : many_processes       ? 65536

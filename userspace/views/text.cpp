@@ -75,10 +75,9 @@ std::string describe_drops(const Drops& drops) {
     add(drops.live_map_full, "allocations not tracked (live map full, raise --max-live)");
     add(drops.site_map_full, "counter updates lost (site map full, raise --max-sites)");
     add(drops.stack_map_full, "stacks not stored (stack map full, raise --max-stacks)");
-    add(drops.stack_collisions,
-        "stacks not stored (hash collision in the stack map; a larger --max-stacks makes it rarer)");
+    add(drops.stack_collisions, "stacks not stored (another stack has the same 31-bit hash)");
     add(drops.stack_errors, "stacks not read");
-    add(drops.allocator_calls_map_full, "allocator calls not tracked (too many threads)");
+    add(drops.allocator_calls_map_full, "allocator calls not tracked (no memory for a thread's state)");
     add(drops.event_ring_full, "mapping events lost (ring buffer full)");
     add(drops.allocator_returns_lost, "allocator returns not seen (block unknown)");
     return text;
