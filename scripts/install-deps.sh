@@ -14,6 +14,8 @@ packages=(
     libprotobuf-dev protobuf-compiler
     # Tests of the exports: pprof reader, headless browser, JSON Schema validator.
     golang-go chromium python3-jsonschema
+    # Tests of probe placement on another allocator.
+    libjemalloc2
 )
 missing=()
 for package in "${packages[@]}"; do

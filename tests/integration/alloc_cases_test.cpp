@@ -112,6 +112,35 @@ TEST_CASE("failed allocations, realloc and calloc edges", "[integration][alloc]"
     CHECK(sum_at(snapshot, "free_by_realloc", "live_allocations") == 0);
 }
 
+TEST_CASE("jemalloc's malloc and free, probed past their first instructions",
+          "[integration][alloc]") {
+    if (!have_root("jemalloc's malloc and free"))
+        return;
+    // jemalloc's free computes for nine instructions before its first jump,
+    // and its malloc starts with a compare: both probes sit further in.
+    const std::string jemalloc = "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2";
+    REQUIRE(file_exists(jemalloc));  // scripts/install-deps.sh installs libjemalloc2
+    json snapshot = snapshot_of_workload({workload("alloc_cases"), "half-freed"}, {},
+                                         {"LD_PRELOAD=" + jemalloc});
+
+    bool probed = false;
+    for (const auto& process : snapshot.at("processes")) {
+        for (const auto& allocator : process.at("allocators")) {
+            if (allocator.at("module").get<std::string>().find("libjemalloc") != std::string::npos)
+                probed = allocator.at("probed").get<bool>();
+        }
+    }
+    CHECK(probed);
+    std::string site = "allocate_and_free_half";
+    CHECK(sum_at(snapshot, site, "allocations") == 1000);
+    CHECK(sum_at(snapshot, site, "allocated_bytes") == 100000);
+    CHECK(sum_at(snapshot, site, "frees") == 500);
+    CHECK(sum_at(snapshot, site, "freed_bytes") == 50000);
+    CHECK(sum_at(snapshot, site, "live_allocations") == 500);
+    CHECK(sum_at(snapshot, site, "live_bytes") == 50000);
+    CHECK(drop(snapshot, "allocator_returns_lost") == 0);
+}
+
 TEST_CASE("two threads leaking at one site", "[integration][alloc]") {
     if (!have_root("two threads leaking at one site"))
         return;

@@ -200,7 +200,7 @@ std::string calling_function(const nlohmann::json& stack) {
         std::string module = frame.at("module").get<std::string>();
         std::string base = module.substr(module.rfind('/') + 1);
         if (base.rfind("libc.so", 0) == 0 || base.rfind("libstdc++", 0) == 0 ||
-            base.rfind("ld-linux", 0) == 0)
+            base.rfind("ld-linux", 0) == 0 || base.rfind("libjemalloc", 0) == 0)
             continue;
         return frame.at("symbol").is_null() ? "" : frame.at("symbol").get<std::string>();
     }

@@ -61,7 +61,7 @@ nlohmann::json snapshot_of_workload(const std::vector<std::string>& argv,
                                     const std::vector<std::string>& environment = {});
 
 // Name of the first frame of a stack that is not in the allocator (libc,
-// libstdc++, ld.so): the function that asked for memory.
+// libstdc++, ld.so, jemalloc): the function that asked for memory.
 std::string calling_function(const nlohmann::json& stack);
 
 // Sum of `field` over the stacks whose calling function is `function`.

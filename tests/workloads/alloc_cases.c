@@ -124,6 +124,17 @@ static void run_edges(void)
 	free_by_realloc();
 }
 
+/* 1000 blocks of 100 bytes from one site, and every other one freed. */
+__attribute__((noinline)) void allocate_and_free_half(void)
+{
+	static void *blocks[1000];
+
+	for (int i = 0; i < 1000; i++)
+		blocks[i] = malloc(100);
+	for (int i = 0; i < 1000; i += 2)
+		free(blocks[i]);
+}
+
 /* Each of two threads leaks 100000 blocks of 4 bytes from one site. */
 __attribute__((noinline)) void leak_small_blocks(void)
 {
@@ -268,6 +279,8 @@ int main(int argc, char **argv)
 		run_edges();
 	else if (!strcmp(name, "leak-threads"))
 		run_leak_threads();
+	else if (!strcmp(name, "half-freed"))
+		allocate_and_free_half();
 	else if (!strcmp(name, "churn"))
 		churn_then_map(argc > 2 ? atoi(argv[2]) : 4);
 	else if (!strcmp(name, "premapped"))

@@ -115,16 +115,29 @@ std::uint64_t stepped_instruction_offset(const std::string& path, std::uint64_t 
     return position;
 }
 
+// Argument registers that the entry program reads for an allocator symbol:
+// the size, and the block or result pointer where there is one.
+int arguments_read(const std::string& symbol) {
+    static const std::map<std::string, int> by_symbol = {
+        {"calloc", 2},         {"realloc", 2},       {"reallocarray", 3},
+        {"posix_memalign", 3}, {"aligned_alloc", 2}, {"memalign", 2},
+    };
+    auto found = by_symbol.find(symbol);
+    // malloc, valloc, pvalloc, free and every operator new: the first.
+    return found != by_symbol.end() ? found->second : 1;
+}
+
 // Bytes from the function at `function_offset` of the file to the
 // instruction its probes go on (see probe_placement.h).
-std::uint64_t emulated_entry_skip(const std::string& path, std::uint64_t function_offset) {
-    std::uint8_t code[64] = {};
+std::uint64_t emulated_entry_skip(const std::string& path, std::uint64_t function_offset,
+                                  int arguments) {
+    std::uint8_t code[192] = {};
     int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return 0;
     ssize_t count = pread(fd, code, sizeof(code), static_cast<off_t>(function_offset));
     close(fd);
-    return count > 0 ? emulated_probe_offset(code, static_cast<std::size_t>(count)) : 0;
+    return count > 0 ? emulated_probe_offset(code, static_cast<std::size_t>(count), arguments) : 0;
 }
 
 }  // namespace
@@ -170,7 +183,8 @@ std::optional<AllocatorFile> inspect_allocator_file(const std::string& open_path
         auto offset = file_offset_of(elf, found->second);
         if (!offset)
             return;
-        result.functions.push_back({name, *offset + emulated_entry_skip(open_path, *offset)});
+        result.functions.push_back(
+            {name, *offset + emulated_entry_skip(open_path, *offset, arguments_read(name))});
     };
     for (const auto& name : malloc_family_symbols())
         add(name);

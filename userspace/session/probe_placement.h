@@ -12,10 +12,11 @@
 namespace memobserve {
 
 // Bytes from the start of the x86-64 function in `code` to its first
-// instruction that the kernel emulates, when only instructions that change
-// neither the argument registers, nor the stack pointer, nor memory come
-// before it (at most four). 0 when there is no such instruction: the probe
-// stays on the entry.
-std::uint64_t emulated_probe_offset(const std::uint8_t* code, std::size_t size);
+// instruction that the kernel emulates, when only straight-line instructions
+// that write neither memory, nor the stack or frame pointer, nor the first
+// `arguments` argument registers (rdi, rsi, rdx, rcx) come before it, at
+// most twelve. `arguments` is how many of them the entry program reads. 0
+// when there is no such instruction: the probe stays on the entry.
+std::uint64_t emulated_probe_offset(const std::uint8_t* code, std::size_t size, int arguments = 4);
 
 }  // namespace memobserve

@@ -41,7 +41,8 @@ std::string basename_of(const std::string& path) {
 bool is_allocator_frame(const Frame& frame) {
     std::string module = basename_of(frame.module);
     return module.rfind("libc.so", 0) == 0 || module.rfind("libc-", 0) == 0 ||
-           module.rfind("libstdc++", 0) == 0 || module.rfind("ld-musl", 0) == 0;
+           module.rfind("libstdc++", 0) == 0 || module.rfind("ld-musl", 0) == 0 ||
+           module.rfind("libjemalloc", 0) == 0;
 }
 
 std::string frame_name(const Frame& frame) {
