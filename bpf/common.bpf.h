@@ -218,8 +218,11 @@ static __always_inline __u32 walk_user_stack(struct user_stack *stack)
 
 		if (frame < below || (frame & 7) || frame >= USER_SPACE_END)
 			break;
+		/* A return address outside user space is data, not a frame:
+		 * the chain has left the stack (into the environment strings
+		 * above it, for one). */
 		if (bpf_probe_read_user(&record, sizeof(record), (void *)frame) ||
-		    record.return_address == 0)
+		    record.return_address == 0 || record.return_address >= USER_SPACE_END)
 			break;
 		stack->frames[i] = record.return_address;
 		count = i + 1;

@@ -314,6 +314,29 @@ TEST_CASE("overhead guard detaches the allocator probes", "[integration][overhea
     target.close_stdin();
 }
 
+TEST_CASE("attaching to a process inside malloc loses no return", "[integration][alloc]") {
+    if (!have_root("attaching to a process inside malloc loses no return"))
+        return;
+    // The target is already in its malloc/free loop when the probes arrive.
+    // Entry probes attached before the return probes would record calls
+    // whose returns go unseen: each such call is counted as a lost return.
+    Child target({workload("alloc_cases"), "churn", "4"});
+    REQUIRE(target.wait_for_line("ready"));
+    target.write_line("go");
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    std::string output = temporary_path("busy.json");
+    Child tracer({memobserve_binary(), "snapshot", "-p", std::to_string(target.pid()), "--duration",
+                  "2", "--max-overhead", "none", "-o", output});
+    REQUIRE(tracer.wait(60) == 0);
+    std::ifstream file(output);
+    json snapshot = json::parse(file);
+    unlink(output.c_str());
+
+    CHECK(sum_at(snapshot, "churn_then_map", "allocations") > 10000);
+    CHECK(drop(snapshot, "allocator_returns_lost") == 0);
+    target.close_stdin();
+}
+
 TEST_CASE("overhead guard off with none", "[integration][overhead]") {
     if (!have_root("overhead guard off with none"))
         return;

@@ -1,6 +1,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <fstream>
 
 #include <catch2/catch.hpp>
@@ -116,4 +117,17 @@ TEST_CASE("atomic write rejects a FIFO", "[atomic_file]") {
     REQUIRE(lstat(fifo.c_str(), &status) == 0);
     CHECK(S_ISFIFO(status.st_mode));
     unlink(fifo.c_str());
+}
+
+TEST_CASE("output check tries a file in the directory", "[atomic_file]") {
+    // /proc is a directory, and writable by root, but takes no new file. The
+    // check must fail before a snapshot traces for its whole duration.
+    CHECK_THROWS_WITH(check_output_path("/proc/memobserve-output-check.json"),
+                      Catch::Contains("cannot create a file in '/proc'"));
+    // A writable directory passes and keeps no trial file.
+    std::string directory = temporary_file("check-dir-XXXXXX");
+    REQUIRE(mkdtemp(directory.data()) != nullptr);
+    CHECK_NOTHROW(check_output_path(directory + "/checked.json"));
+    CHECK(std::filesystem::is_empty(directory));
+    std::filesystem::remove_all(directory);
 }

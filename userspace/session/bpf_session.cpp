@@ -298,13 +298,9 @@ std::string BpfSession::attach_allocator(const AllocatorFile& file, int pid) {
     if (entry_offsets.empty())
         return {};
 
+    // Return probes first: an entry probe without them records calls whose
+    // returns go unseen, while a return probe without an entry finds no call.
     std::vector<UprobeLink> links;
-    int entry = attach_uprobes(skeleton_->progs.allocator_enter, file.open_path, entry_offsets,
-                               entry_kinds, pid, false);
-    if (entry < 0)
-        return fmt::format("failed to attach uprobes to the allocator functions of {}: {}",
-                           file.path, describe_errno(-entry));
-    links.emplace_back(entry, entry_offsets.size(), false);
     if (!return_offsets.empty()) {
         std::vector<std::uint64_t> no_cookies(return_offsets.size(), 0);
         int exit = attach_uprobes(skeleton_->progs.allocator_return, file.open_path,
@@ -315,6 +311,12 @@ std::string BpfSession::attach_allocator(const AllocatorFile& file, int pid) {
                                file.path, describe_errno(-exit));
         links.emplace_back(exit, return_offsets.size(), true);
     }
+    int entry = attach_uprobes(skeleton_->progs.allocator_enter, file.open_path, entry_offsets,
+                               entry_kinds, pid, false);
+    if (entry < 0)
+        return fmt::format("failed to attach uprobes to the allocator functions of {}: {}",
+                           file.path, describe_errno(-entry));
+    links.emplace_back(entry, entry_offsets.size(), false);
 
     if (file.start_main_offset != 0) {
         int start = attach_uprobes(skeleton_->progs.process_start, file.open_path,

@@ -49,6 +49,17 @@ void check_output_path(const std::string& path) {
         throw Error(fmt::format("cannot write '{}': it is a directory", path),
                     "give a file name with -o FILE");
     reject_special_file(path);
+    // Some directories pass the checks above and still take no new file
+    // (/proc, for one): try the temporary file the write will need, so that
+    // a trace of many seconds does not end in this error.
+    std::string trial = fmt::format("{}/.{}.XXXXXX", directory, std::filesystem::path(path).filename().string());
+    int fd = mkostemp(trial.data(), O_CLOEXEC);
+    if (fd < 0)
+        throw Error(fmt::format("cannot write '{}': cannot create a file in '{}': {}", path,
+                                directory, describe_errno(errno)),
+                    "choose another -o path");
+    close(fd);
+    unlink(trial.c_str());
 }
 
 void write_file_atomically(const std::string& path, const std::string& contents) {

@@ -52,14 +52,16 @@ std::string frame_name(const Frame& frame) {
 }
 
 // What a share of the targets' CPU time in probes means for their speed: with
-// a share p, the same work takes 1 / (1 - p) as long.
+// a share p, the same work takes 1 / (1 - p) as long. The cost of a hit is
+// timed on one thread at start-up. Threads that allocate at the same time
+// contend for the same counters and cost more: this is a lower bound.
 std::string describe_slowdown(double percent) {
     if (percent >= 90)
         return "10x slower or more";
     double factor = 100.0 / (100.0 - percent);
     if (factor < 1.5)
-        return fmt::format("about {:.0f}% slower", (factor - 1) * 100);
-    return fmt::format("about {:.1f}x slower", factor);
+        return fmt::format("about {:.0f}% slower or more", (factor - 1) * 100);
+    return fmt::format("about {:.1f}x slower or more", factor);
 }
 
 std::string describe_drops(const Drops& drops) {
