@@ -55,6 +55,16 @@ struct Symbolizer::Symbols {
         int line = 0;
     };
     std::unordered_map<std::uint64_t, Lookup> lookups;
+    // Every function symbol with a size, sorted by start address, so that a
+    // new address (a fault anywhere in memset, say) is a binary search.
+    // libdwfl's own lookup reads the whole symbol table for each address.
+    struct Function {
+        std::uint64_t start = 0;
+        std::uint64_t end = 0;
+        const char* name = nullptr;  // in libdwfl's string table, which lives as long as dwfl
+        std::uint64_t ends_by = 0;   // the largest end of this and every earlier function
+    };
+    std::vector<Function> functions;
 
     ~Symbols() {
         if (dwfl != nullptr)
@@ -211,6 +221,36 @@ Symbolizer::File* Symbolizer::file(int pid, const Mapping& mapping) {
     }
     Dwarf_Addr dwarf_bias = 0;
     dwfl_module_getdwarf(symbols->module, &dwarf_bias);
+    // The symbol table, debug file's included, once per file. At one start
+    // address a global symbol comes before a local one, as libdwfl prefers.
+    int symbol_count = dwfl_module_getsymtab(symbols->module);
+    std::vector<std::pair<Symbols::Function, bool>> found;
+    for (int i = 1; i < symbol_count; ++i) {
+        GElf_Sym symbol;
+        GElf_Addr start = 0;
+        const char* name = dwfl_module_getsym_info(symbols->module, i, &symbol, &start, nullptr,
+                                                   nullptr, nullptr);
+        int type = GELF_ST_TYPE(symbol.st_info);
+        if (name == nullptr || *name == '\0' || symbol.st_size == 0 ||
+            (type != STT_FUNC && type != STT_GNU_IFUNC))
+            continue;
+        found.push_back({{start, start + symbol.st_size, name, 0},
+                         GELF_ST_BIND(symbol.st_info) != STB_LOCAL});
+    }
+    std::stable_sort(found.begin(), found.end(), [](const auto& left, const auto& right) {
+        if (left.first.start != right.first.start)
+            return left.first.start < right.first.start;
+        return left.second && !right.second;
+    });
+    std::uint64_t ends_by = 0;
+    for (auto& [function, global] : found) {
+        // One entry per start address: the first, global if there is one.
+        if (!symbols->functions.empty() && symbols->functions.back().start == function.start)
+            continue;
+        ends_by = std::max(ends_by, function.end);
+        function.ends_by = ends_by;
+        symbols->functions.push_back(function);
+    }
     if (!build_id_key.empty())
         by_build_id_[build_id_key] = symbols;
     cached->symbols = std::move(symbols);
@@ -274,14 +314,25 @@ Frame Symbolizer::resolve(int pid, const Process& process, std::uint64_t address
     auto [cached, added] = elf->lookups.try_emplace(elf_lookup);
     Symbols::Lookup& result = cached->second;
     if (added) {
-        GElf_Off symbol_offset = 0;
-        GElf_Sym symbol{};
-        const char* name = dwfl_module_addrinfo(elf->module, elf_lookup, &symbol_offset, &symbol,
-                                                nullptr, nullptr, nullptr);
-        // A symbol without a size is not taken: nothing shows where it ends.
-        if (name != nullptr && symbol.st_size != 0 && symbol_offset < symbol.st_size) {
-            result.symbol = demangle(name);
-            result.symbol_offset = symbol_offset;
+        auto after = std::upper_bound(
+            elf->functions.begin(), elf->functions.end(), elf_lookup,
+            [](std::uint64_t address, const Symbols::Function& function) { return address < function.start; });
+        const Symbols::Function* before = after == elf->functions.begin() ? nullptr : &*std::prev(after);
+        if (before != nullptr && elf_lookup < before->end) {
+            result.symbol = demangle(before->name);
+            result.symbol_offset = elf_lookup - before->start;
+        } else if (before != nullptr && elf_lookup < before->ends_by) {
+            // Inside a function that encloses a smaller one: rare, and
+            // libdwfl decides.
+            GElf_Off symbol_offset = 0;
+            GElf_Sym symbol{};
+            const char* name = dwfl_module_addrinfo(elf->module, elf_lookup, &symbol_offset,
+                                                    &symbol, nullptr, nullptr, nullptr);
+            // A symbol without a size is not taken: nothing shows where it ends.
+            if (name != nullptr && symbol.st_size != 0 && symbol_offset < symbol.st_size) {
+                result.symbol = demangle(name);
+                result.symbol_offset = symbol_offset;
+            }
         }
         if (Dwfl_Line* line = dwfl_module_getsrc(elf->module, elf_lookup)) {
             int line_number = 0;
