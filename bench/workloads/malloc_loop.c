@@ -13,8 +13,8 @@
 #define MAX_THREADS 64
 
 /* Blocks go through a volatile global: GCC removes a malloc whose result is
- * never read. Each thread's slot has a cache line of its own; threads writing
- * to one shared line would slow each other down by more than the malloc. */
+ * never read. Each thread's slot has a cache line of its own, because threads
+ * writing to one shared line slow each other down more than the malloc. */
 struct block_slot {
 	void *volatile block;
 } __attribute__((aligned(64)));

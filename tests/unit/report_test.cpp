@@ -119,7 +119,7 @@ TEST_CASE("atomic write rejects a FIFO", "[atomic_file]") {
     unlink(fifo.c_str());
 }
 
-TEST_CASE("output check tries a file in the directory", "[atomic_file]") {
+TEST_CASE("output check creates a trial file", "[atomic_file]") {
     // /proc is a directory, and writable by root, but takes no new file. The
     // check must fail before a snapshot traces for its whole duration.
     CHECK_THROWS_WITH(check_output_path("/proc/memobserve-output-check.json"),

@@ -108,10 +108,10 @@ double measure_probe_cost_ns(BpfSession& bpf) {
         std::uint64_t bare = fastest_run(to_child[1], from_child[0]);
         auto libc = libc_of(child);
         std::string failure = libc ? bpf.attach_allocator(*libc, child) : "no libc found";
-        // The child is traced like a target, so that a hit costs the BPF
-        // programs' work as well as the trap; what it records is deleted.
-        // One untraced run comes first, because the kernel misses the return
-        // of the first probed call (see attach_step_probes in tracer.cpp).
+        // The child is traced like a target, so that a hit includes the BPF
+        // programs' work, and what it records is deleted afterwards. One
+        // untraced run comes first, because the kernel misses the return of
+        // the first probed call (see attach_step_probes in tracer.cpp).
         if (failure.empty() && fastest_run(to_child[1], from_child[0], 1) != 0)
             bpf.add_target(child);
         std::uint64_t hits_before = bpf.read_stat(MO_STAT_ALLOC_PROBE_HITS);

@@ -20,6 +20,14 @@ std::string directory_of(const std::string& path) {
     return parent.empty() ? "." : parent.string();
 }
 
+// Create the hidden temporary file next to `path` that a write renames into
+// place, and return its descriptor (-1 with errno on failure).
+int create_temporary(const std::string& path, std::string& temporary) {
+    temporary = fmt::format("{}/.{}.XXXXXX", directory_of(path),
+                            std::filesystem::path(path).filename().string());
+    return mkostemp(temporary.data(), O_CLOEXEC);
+}
+
 // rename() would replace a device node, FIFO or socket at `path` with a
 // regular file: /dev/null as an output path, run as root, would become one.
 void reject_special_file(const std::string& path) {
@@ -49,11 +57,11 @@ void check_output_path(const std::string& path) {
         throw Error(fmt::format("cannot write '{}': it is a directory", path),
                     "give a file name with -o FILE");
     reject_special_file(path);
-    // Some directories pass the checks above and still take no new file
-    // (/proc, for one): try the temporary file the write will need, so that
-    // a trace of many seconds does not end in this error.
-    std::string trial = fmt::format("{}/.{}.XXXXXX", directory, std::filesystem::path(path).filename().string());
-    int fd = mkostemp(trial.data(), O_CLOEXEC);
+    // Some directories pass the checks above and still accept no new file,
+    // /proc for one. Try the temporary file that the write will need, so that
+    // a long trace does not end in this error.
+    std::string trial;
+    int fd = create_temporary(path, trial);
     if (fd < 0)
         throw Error(fmt::format("cannot write '{}': cannot create a file in '{}': {}", path,
                                 directory, describe_errno(errno)),
@@ -64,9 +72,8 @@ void check_output_path(const std::string& path) {
 
 void write_file_atomically(const std::string& path, const std::string& contents) {
     reject_special_file(path);
-    std::string temporary = fmt::format("{}/.{}.XXXXXX", directory_of(path),
-                                        std::filesystem::path(path).filename().string());
-    int fd = mkostemp(temporary.data(), O_CLOEXEC);
+    std::string temporary;
+    int fd = create_temporary(path, temporary);
     if (fd < 0)
         throw Error(fmt::format("cannot write '{}': {}", path, describe_errno(errno)));
 

@@ -51,10 +51,9 @@ std::string frame_name(const Frame& frame) {
     return fmt::format("{}+{:#x}", basename_of(frame.module), frame.offset);
 }
 
-// What a share of the targets' CPU time in probes means for their speed: with
-// a share p, the same work takes 1 / (1 - p) as long. The cost of a hit is
-// timed on one thread at start-up. Threads that allocate at the same time
-// contend for the same counters and cost more: this is a lower bound.
+// Describe the slowdown that a share p of the targets' CPU time in probes
+// means: the same work takes 1 / (1 - p) as long. It is a lower bound,
+// because a hit is timed on one thread and contending threads cost more.
 std::string describe_slowdown(double percent) {
     if (percent >= 90)
         return "10x slower or more";
