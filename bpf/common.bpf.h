@@ -201,9 +201,10 @@ struct frame_record {
 
 /* Walk the current thread's user frame pointers into `stack` and return the
  * number of frames. The kernel's own walk (bpf_get_stackid) reads the record
- * at the outermost frame pointer, which is 0, so every walk of a complete
- * stack ends in a page fault. This one stops at 0, and at any frame pointer
- * that does not lie above the previous one, before reading it. */
+ * at the outermost frame pointer, which is 0: on Linux 6.18 every walk of a
+ * complete stack ended in a page fault (seen with bpftrace on
+ * exceptions:page_fault_kernel). This one stops at 0, and at any frame
+ * pointer that does not lie above the previous one, before reading it. */
 static __always_inline __u32 walk_user_stack(struct user_stack *stack)
 {
 	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
