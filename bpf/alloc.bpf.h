@@ -79,14 +79,15 @@ static __always_inline bool is_nested(struct allocator_call *outer, __u64 sp)
 
 static __always_inline void record_allocation(struct allocator_call *call, __u64 address)
 {
-	struct mo_site_counters *counters = site_counters(&call->site);
+	__u32 slot = site_slot(&call->site);
+	struct mo_site_counters *counters = slot_counters(slot);
 	struct mo_live_key key = { .pid = call->site.pid, .address = address };
-	struct mo_live_value value = { .size = call->size, .site = call->site };
+	struct mo_live_value value = { .size = call->size, .site_slot = slot };
 
-	if (counters) {
-		__sync_fetch_and_add(&counters->allocated_bytes, call->size);
-		__sync_fetch_and_add(&counters->allocations, 1);
-	}
+	if (!counters)
+		return;
+	__sync_fetch_and_add(&counters->allocated_bytes, call->size);
+	__sync_fetch_and_add(&counters->allocations, 1);
 	if (bpf_map_update_elem(&live, &key, &value, BPF_ANY))
 		count_drop(MO_DROP_LIVE_MAP_FULL);
 	else
@@ -111,7 +112,7 @@ static __always_inline void record_free(__u32 tgid, __u64 address)
 		count_stat(MO_STAT_UNTRACKED_FREES);
 		return;
 	}
-	counters = site_counters(&block->site);
+	counters = slot_counters(block->site_slot);
 	if (counters) {
 		__sync_fetch_and_add(&counters->freed_bytes, block->size);
 		__sync_fetch_and_add(&counters->frees, 1);

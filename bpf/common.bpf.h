@@ -74,13 +74,37 @@ struct {
 	__type(value, struct user_stack);
 } stack_scratch SEC(".maps");
 
-/* Site -> counters. Sized by the loader. */
+/* Sites live in slots of two arrays that userspace maps into its memory:
+ * it reads every site's key and counters without a system call and without
+ * walking hash buckets. A slot is taken once and kept; the hash below finds
+ * a site's slot. The three maps are sized alike by the loader. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 65536);
 	__type(key, struct mo_site_key);
+	__type(value, __u32);
+} site_slots SEC(".maps");
+
+/* A slot's key; its pid is written last, and a slot whose pid is 0 holds
+ * no site (not yet, or never: a slot lost to a race stays empty). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, 65536);
+	__type(key, __u32);
+	__type(value, struct mo_site_key);
+} site_keys SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, 65536);
+	__type(key, __u32);
 	__type(value, struct mo_site_counters);
-} sites SEC(".maps");
+} site_counters_by_slot SEC(".maps");
+
+/* Slots handed out so far; userspace reads the slots below it. */
+__u32 sites_used = 0;
 
 /* Rare events for userspace: address-space changes and process lifetime. */
 struct {
@@ -314,21 +338,52 @@ static __always_inline void current_site(__u32 tgid, struct mo_site_key *key)
 	key->caller = 0;
 }
 
-/* Return the counters of `key`, creating them on first use; NULL when the
- * site map is full (counted as a drop). */
-static __always_inline struct mo_site_counters *site_counters(struct mo_site_key *key)
-{
-	static const struct mo_site_counters zero = {};
-	struct mo_site_counters *counters;
+#define MO_NO_SLOT 0xffffffffU
 
-	counters = bpf_map_lookup_elem(&sites, key);
-	if (counters)
-		return counters;
-	bpf_map_update_elem(&sites, key, &zero, BPF_NOEXIST);
-	counters = bpf_map_lookup_elem(&sites, key);
-	if (!counters)
+/* The slot of `key`, taken on first use; MO_NO_SLOT when every slot is
+ * taken (counted as a drop). */
+static __always_inline __u32 site_slot(const struct mo_site_key *key)
+{
+	struct mo_site_key *stored;
+	__u32 *found = bpf_map_lookup_elem(&site_slots, key);
+	__u32 slot;
+
+	if (found)
+		return *found;
+	slot = __sync_fetch_and_add(&sites_used, 1);
+	stored = bpf_map_lookup_elem(&site_keys, &slot);
+	if (!stored) {
 		count_drop(MO_DROP_SITE_MAP_FULL);
-	return counters;
+		return MO_NO_SLOT;
+	}
+	if (bpf_map_update_elem(&site_slots, key, &slot, BPF_NOEXIST) == 0) {
+		stored->stack_id = key->stack_id;
+		stored->caller = key->caller;
+		/* The pid last: userspace takes a slot with a pid as complete. */
+		asm volatile("" ::: "memory");
+		*(volatile __u32 *)&stored->pid = key->pid;
+		return slot;
+	}
+	/* Another CPU took a slot for the same site first; this one stays empty. */
+	found = bpf_map_lookup_elem(&site_slots, key);
+	if (found)
+		return *found;
+	count_drop(MO_DROP_SITE_MAP_FULL);
+	return MO_NO_SLOT;
+}
+
+static __always_inline struct mo_site_counters *slot_counters(__u32 slot)
+{
+	return bpf_map_lookup_elem(&site_counters_by_slot, &slot);
+}
+
+/* Return the counters of `key`, creating them on first use; NULL when the
+ * site arrays are full (counted as a drop). */
+static __always_inline struct mo_site_counters *site_counters(const struct mo_site_key *key)
+{
+	__u32 slot = site_slot(key);
+
+	return slot == MO_NO_SLOT ? NULL : slot_counters(slot);
 }
 
 #endif /* MEMOBSERVE_COMMON_BPF_H */

@@ -73,9 +73,11 @@ struct mo_live_key {
 	__u64 address;
 };
 
+/* A live block: its size and the slot of its site in the site arrays. */
 struct mo_live_value {
 	__u64 size;
-	struct mo_site_key site;
+	__u32 site_slot;
+	__u32 pad;
 };
 
 /* Losses. Each index counts events that could not be recorded, so that the

@@ -2,9 +2,11 @@
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdarg>
 #include <cstring>
@@ -20,7 +22,7 @@ namespace memobserve {
 static_assert(sizeof(mo_site_key) == 16);
 static_assert(sizeof(mo_site_counters) == 56);
 static_assert(sizeof(mo_live_key) == 16);
-static_assert(sizeof(mo_live_value) == 24);
+static_assert(sizeof(mo_live_value) == 16);
 static_assert(sizeof(mo_event) == 112);
 
 namespace {
@@ -129,6 +131,28 @@ std::vector<std::pair<Key, Value>> read_hash_map(int fd, std::uint32_t max_entri
 
 }  // namespace
 
+BpfSession::MappedArray::MappedArray(bpf_map* map) {
+    std::size_t page = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+    length_ = (bpf_map__value_size(map) * std::size_t{bpf_map__max_entries(map)} + page - 1) / page * page;
+    address_ = mmap(nullptr, length_, PROT_READ, MAP_SHARED, bpf_map__fd(map), 0);
+    if (address_ == MAP_FAILED) {
+        address_ = nullptr;
+        throw Error(fmt::format("failed to map the BPF array {} into memory: {}", bpf_map__name(map),
+                                describe_errno(errno)));
+    }
+}
+
+BpfSession::MappedArray::~MappedArray() {
+    if (address_)
+        munmap(address_, length_);
+}
+
+BpfSession::MappedArray& BpfSession::MappedArray::operator=(MappedArray&& other) noexcept {
+    std::swap(address_, other.address_);
+    std::swap(length_, other.length_);
+    return *this;
+}
+
 void BpfSession::LinkDeleter::operator()(bpf_link* link) const { bpf_link__destroy(link); }
 
 BpfSession::UprobeLink::~UprobeLink() {
@@ -182,7 +206,9 @@ BpfSession::BpfSession(const TraceOptions& options) {
     skeleton_->rodata->follow_children = options.follow_children;
     skeleton_->rodata->page_size = static_cast<__u64>(sysconf(_SC_PAGESIZE));
     bpf_map__set_max_entries(skeleton_->maps.targets, options.max_targets);
-    bpf_map__set_max_entries(skeleton_->maps.sites, options.max_sites);
+    bpf_map__set_max_entries(skeleton_->maps.site_slots, options.max_sites);
+    bpf_map__set_max_entries(skeleton_->maps.site_keys, options.max_sites);
+    bpf_map__set_max_entries(skeleton_->maps.site_counters_by_slot, options.max_sites);
     bpf_map__set_max_entries(skeleton_->maps.stacks, options.max_stacks);
     bpf_map__set_max_entries(skeleton_->maps.live, options.max_live_allocations);
     // The uprobe programs are attached through uprobe_multi links: the kernel
@@ -201,6 +227,8 @@ BpfSession::BpfSession(const TraceOptions& options) {
     }
 
     try {
+        site_keys_ = MappedArray(skeleton_->maps.site_keys);
+        site_counters_ = MappedArray(skeleton_->maps.site_counters_by_slot);
         attach_tracepoints();
     } catch (...) {
         tracepoint_links_.clear();
@@ -267,9 +295,19 @@ void BpfSession::add_target(int pid) {
 void BpfSession::forget_target(int pid) {
     __u32 key = static_cast<__u32>(pid);
     bpf_map__delete_elem(skeleton_->maps.targets, &key, sizeof(key), 0);
-    for (const auto& [site, counters] : read_sites()) {
-        if (site.pid == key)
-            bpf_map__delete_elem(skeleton_->maps.sites, &site, sizeof(site), 0);
+    // The slots stay taken and empty.
+    const auto* keys = site_keys_.values<mo_site_key>();
+    const mo_site_key no_site = {};
+    const mo_site_counters no_counters = {};
+    for (__u32 slot = 0; slot < sites_used(); ++slot) {
+        mo_site_key site = keys[slot];
+        if (site.pid != key)
+            continue;
+        bpf_map__delete_elem(skeleton_->maps.site_slots, &site, sizeof(site), 0);
+        bpf_map__update_elem(skeleton_->maps.site_keys, &slot, sizeof(slot), &no_site,
+                             sizeof(no_site), BPF_ANY);
+        bpf_map__update_elem(skeleton_->maps.site_counters_by_slot, &slot, sizeof(slot),
+                             &no_counters, sizeof(no_counters), BPF_ANY);
     }
     for (const auto& [block, value] : read_live_allocations()) {
         if (block.pid == key)
@@ -396,9 +434,34 @@ void BpfSession::poll_events(int timeout_ms, const std::function<void(const mo_e
         log::warning("failed to read the BPF ring buffer: {}", describe_errno(-result));
 }
 
+std::uint32_t BpfSession::sites_used() const {
+    // The BPF programs count on past the last slot when the arrays are full.
+    return std::min(__atomic_load_n(&skeleton_->bss->sites_used, __ATOMIC_ACQUIRE),
+                    bpf_map__max_entries(skeleton_->maps.site_keys));
+}
+
 std::vector<std::pair<mo_site_key, mo_site_counters>> BpfSession::read_sites() const {
-    return read_hash_map<mo_site_key, mo_site_counters>(bpf_map__fd(skeleton_->maps.sites),
-                                                        bpf_map__max_entries(skeleton_->maps.sites));
+    std::vector<std::pair<mo_site_key, mo_site_counters>> sites;
+    std::uint32_t used = sites_used();
+    sites.reserve(used);
+    for (std::uint32_t slot = 0; slot < used; ++slot) {
+        if (auto key = site_in_slot(slot))
+            sites.emplace_back(*key, site_counters_.values<mo_site_counters>()[slot]);
+    }
+    return sites;
+}
+
+std::optional<mo_site_key> BpfSession::site_in_slot(std::uint32_t slot) const {
+    if (slot >= sites_used())
+        return std::nullopt;
+    const mo_site_key& stored = site_keys_.values<mo_site_key>()[slot];
+    // The BPF program writes the pid last.
+    std::uint32_t pid = __atomic_load_n(&stored.pid, __ATOMIC_ACQUIRE);
+    if (pid == 0)
+        return std::nullopt;
+    mo_site_key key = stored;
+    key.pid = pid;
+    return key;
 }
 
 std::vector<std::pair<mo_live_key, mo_live_value>> BpfSession::read_live_allocations() const {

@@ -6,6 +6,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <tuple>
@@ -18,6 +19,7 @@
 
 struct memobserve_bpf;
 struct bpf_link;
+struct bpf_map;
 struct bpf_program;
 struct ring_buffer;
 
@@ -80,7 +82,11 @@ public:
     // Deliver ring-buffer events to `handler` for up to `timeout_ms`.
     void poll_events(int timeout_ms, const std::function<void(const mo_event&)>& handler);
 
+    // Every site's key and counters, in the order of their slots.
     std::vector<std::pair<mo_site_key, mo_site_counters>> read_sites() const;
+    // The key of the site in `slot` (a live block's site_slot); nullopt for
+    // a slot that holds no site.
+    std::optional<mo_site_key> site_in_slot(std::uint32_t slot) const;
     std::vector<std::pair<mo_live_key, mo_live_value>> read_live_allocations() const;
     // Return addresses of stack `id`, innermost first; empty if unknown.
     std::vector<std::uint64_t> read_stack(std::int32_t id) const;
@@ -118,11 +124,30 @@ private:
                        const std::vector<std::uint64_t>& offsets,
                        const std::vector<std::uint64_t>& cookies, int pid, bool is_return);
 
+    // A BPF array mapped into memobserve's memory, read-only.
+    class MappedArray {
+    public:
+        MappedArray() = default;
+        explicit MappedArray(bpf_map* map);
+        ~MappedArray();
+        MappedArray(const MappedArray&) = delete;
+        MappedArray& operator=(MappedArray&& other) noexcept;
+        template <typename Value>
+        const Value* values() const { return static_cast<const Value*>(address_); }
+
+    private:
+        void* address_ = nullptr;
+        std::size_t length_ = 0;
+    };
+
+    std::uint32_t sites_used() const;
     void attach_tracepoints();
     // Detach the return probes, or every other uprobe.
     void detach_uprobes(bool return_probes);
 
     memobserve_bpf* skeleton_ = nullptr;
+    MappedArray site_keys_;
+    MappedArray site_counters_;
     ring_buffer* ring_ = nullptr;
     std::vector<Link> tracepoint_links_;
     std::vector<UprobeLink> uprobe_links_;                  // for every process

@@ -490,9 +490,11 @@ void Tracer::measure_residency() {
         live_read_ = true;
     }
     std::map<int, std::unordered_map<SiteId, std::vector<AddressRange>, SiteIdHash>> ranges;
-    for (const auto& [key, value] : live_)
-        ranges[static_cast<int>(key.pid)][SiteId::from(value.site)].push_back(
-            {key.address, key.address + value.size});
+    for (const auto& [key, value] : live_) {
+        if (auto site = bpf_->site_in_slot(value.site_slot))
+            ranges[static_cast<int>(key.pid)][SiteId::from(*site)].push_back(
+                {key.address, key.address + value.size});
+    }
 
     for (auto& [pid, process] : processes_) {
         if (process.info.exited)
@@ -593,7 +595,10 @@ Snapshot Tracer::snapshot(SnapshotDetail detail) {
     for (const auto& [key, raw] : bpf_->read_sites())
         sites[SiteId::from(key)] = counters_from(raw);
     for (const auto& [key, value] : live_) {
-        auto& counters = sites[SiteId::from(value.site)];
+        auto site = bpf_->site_in_slot(value.site_slot);
+        if (!site)
+            continue;
+        auto& counters = sites[SiteId::from(*site)];
         counters.live_bytes += value.size;
         counters.live_allocations += 1;
     }
