@@ -40,6 +40,10 @@ SiteCounters counters_from(const mo_site_counters& raw) {
     counters.frees = raw.frees;
     counters.failed_allocations = raw.failed_allocations;
     counters.faulted_bytes = raw.faulted_bytes;
+    // Blocks allocated before tracing began are neither allocated nor freed
+    // here, so the difference is what is live of what was traced.
+    counters.live_bytes = raw.allocated_bytes - std::min(raw.freed_bytes, raw.allocated_bytes);
+    counters.live_allocations = raw.allocations - std::min(raw.frees, raw.allocations);
     return counters;
 }
 
@@ -389,6 +393,7 @@ void Tracer::settle_symbols() {
         if (exited_.count(static_cast<int>(key.pid)))
             frames_of(SiteId::from(key));
     }
+    merge_added_frames();
     for (int pid : exited_) {
         symbolizer_.forget(pid);
         bpf_->detach_process(pid);
@@ -528,11 +533,16 @@ void Tracer::measure_residency() {
 }
 
 FrameChain Tracer::frames_of(const SiteId& site) {
-    auto cached = frames_cache_.find(site);
-    if (cached != frames_cache_.end())
+    auto cached = std::lower_bound(frames_cache_.begin(), frames_cache_.end(), site,
+                                   [](const auto& entry, const SiteId& id) { return entry.first < id; });
+    if (cached != frames_cache_.end() && cached->first == site)
         return cached->second;
+    return symbolize_site(site);
+}
 
+FrameChain Tracer::symbolize_site(const SiteId& site) {
     std::vector<std::uint64_t> addresses = bpf_->read_stack(site.stack_id);
+    FrameChain chain;
     if (site.stack_id == MO_UNKNOWN_STACK_ID && site.caller != 0) {
         // No stored stack, but the caller is known: one frame, looked up as
         // the return address it is (the symbolizer does so after the first).
@@ -540,19 +550,39 @@ FrameChain Tracer::frames_of(const SiteId& site) {
         frames.erase(frames.begin());
         if (frames.front().module == "[unknown]")
             frames.clear();
-        return frames_cache_[site] = std::move(frames);
+        chain = std::move(frames);
+    } else {
+        // The syscall programs add the return address that the frame-pointer
+        // walk skipped; the walk may also have found it, then it is not
+        // added twice.
+        bool caller_added = site.caller != 0 && !addresses.empty() &&
+                            (addresses.size() < 2 || addresses[1] != site.caller);
+        if (caller_added)
+            addresses.insert(addresses.begin() + 1, site.caller);
+        std::vector<Frame> frames = symbolizer_.symbolize(static_cast<int>(site.pid), addresses);
+        // The word read from the stack was data, not a return address.
+        if (caller_added && frames.size() > 1 && frames[1].module == "[unknown]")
+            frames.erase(frames.begin() + 1);
+        chain = std::move(frames);
     }
-    // The syscall programs add the return address that the frame-pointer walk
-    // skipped; the walk may also have found it, then it is not added twice.
-    bool caller_added = site.caller != 0 && !addresses.empty() &&
-                        (addresses.size() < 2 || addresses[1] != site.caller);
-    if (caller_added)
-        addresses.insert(addresses.begin() + 1, site.caller);
-    std::vector<Frame> frames = symbolizer_.symbolize(static_cast<int>(site.pid), addresses);
-    // The word read from the stack was data, not a return address.
-    if (caller_added && frames.size() > 1 && frames[1].module == "[unknown]")
-        frames.erase(frames.begin() + 1);
-    return frames_cache_[site] = std::move(frames);
+    frames_added_.emplace_back(site, chain);
+    return chain;
+}
+
+void Tracer::merge_added_frames() {
+    if (frames_added_.empty())
+        return;
+    auto by_site = [](const auto& left, const auto& right) { return left.first < right.first; };
+    std::sort(frames_added_.begin(), frames_added_.end(), by_site);
+    std::vector<std::pair<SiteId, FrameChain>> merged;
+    merged.reserve(frames_cache_.size() + frames_added_.size());
+    std::merge(frames_cache_.begin(), frames_cache_.end(), frames_added_.begin(), frames_added_.end(),
+               std::back_inserter(merged), by_site);
+    merged.erase(std::unique(merged.begin(), merged.end(),
+                             [](const auto& left, const auto& right) { return left.first == right.first; }),
+                 merged.end());
+    frames_cache_ = std::move(merged);
+    frames_added_.clear();
 }
 
 std::vector<MappingInfo> Tracer::read_mappings(ProcessState& process) {
@@ -591,49 +621,55 @@ Snapshot Tracer::snapshot(SnapshotDetail detail) {
     snapshot.untracked_frees = bpf_->read_stat(MO_STAT_UNTRACKED_FREES);
     snapshot.alloc_probe_hits = bpf_->read_stat(MO_STAT_ALLOC_PROBE_HITS);
 
-    std::unordered_map<SiteId, SiteCounters, SiteIdHash> sites;
+    // One entry per part of a site's numbers. Sorted by site, a site's
+    // entries come together, and the sites come in the order of their keys,
+    // so that snapshots of the same state list their stacks alike.
+    std::vector<std::pair<SiteId, SiteCounters>> parts;
     for (const auto& [key, raw] : bpf_->read_sites())
-        sites[SiteId::from(key)] = counters_from(raw);
-    for (const auto& [key, value] : live_) {
-        auto site = bpf_->site_in_slot(value.site_slot);
-        if (!site)
-            continue;
-        auto& counters = sites[SiteId::from(*site)];
-        counters.live_bytes += value.size;
-        counters.live_allocations += 1;
-    }
+        parts.emplace_back(SiteId::from(key), counters_from(raw));
     for (const auto& [site, mapped] : mappings_.mapped_by_site()) {
-        sites[site].mapped_bytes = mapped.bytes;
-        sites[site].mapped_file_bytes = mapped.file_bytes;
+        SiteCounters counters;
+        counters.mapped_bytes = mapped.bytes;
+        counters.mapped_file_bytes = mapped.file_bytes;
+        parts.emplace_back(site, counters);
     }
-
     for (auto& [pid, process] : processes_) {
         snapshot.processes.push_back(process.info);
         if (detail == SnapshotDetail::mappings && !process.info.exited)
             snapshot.processes.back().mappings = read_mappings(process);
-        for (const auto& [site, resident] : process.resident_by_site)
-            sites[site].resident_bytes = resident;
+        for (const auto& [site, resident] : process.resident_by_site) {
+            SiteCounters counters;
+            counters.resident_bytes = resident;
+            parts.emplace_back(site, counters);
+        }
         snapshot.totals.resident_bytes += process.resident_total;
     }
-
-    // In the order of the site keys, so that snapshots of the same state list
-    // their stacks alike.
-    std::vector<std::pair<SiteId, SiteCounters>> ordered(sites.begin(), sites.end());
-    std::sort(ordered.begin(), ordered.end(),
+    std::sort(parts.begin(), parts.end(),
               [](const auto& left, const auto& right) { return left.first < right.first; });
-    snapshot.sites.reserve(ordered.size());
-    for (const auto& [id, counters] : ordered) {
+
+    // The frame cache is in the same order: one pass finds every site's frames.
+    auto cached = frames_cache_.begin();
+    for (std::size_t i = 0; i < parts.size();) {
+        const SiteId& id = parts[i].first;
+        SiteCounters counters = parts[i].second;
+        for (++i; i < parts.size() && parts[i].first == id; ++i)
+            counters += parts[i].second;
+        while (cached != frames_cache_.end() && cached->first < id)
+            ++cached;
+
         Site site;
         site.pid = static_cast<int>(id.pid);
         site.unknown_stack = id.stack_id == MO_UNKNOWN_STACK_ID;
         site.fault_residue = id.stack_id == MO_FAULT_RESIDUE_STACK_ID;
-        site.frames = frames_of(id);
+        site.frames = cached != frames_cache_.end() && cached->first == id ? cached->second
+                                                                            : symbolize_site(id);
         site.counters = counters;
         std::uint64_t resident = snapshot.totals.resident_bytes;
         snapshot.totals += counters;
         snapshot.totals.resident_bytes = resident;
         snapshot.sites.push_back(std::move(site));
     }
+    merge_added_frames();
     return snapshot;
 }
 

@@ -95,7 +95,11 @@ private:
     void handle_event(const mo_event& event);
     void settle_symbols();
     void check_overhead(std::uint64_t probe_hits);
+    // The frames of `site`: from the cache, else symbolized and kept in
+    // frames_added_ until merge_added_frames().
     FrameChain frames_of(const SiteId& site);
+    FrameChain symbolize_site(const SiteId& site);
+    void merge_added_frames();
 
     TargetSpec targets_;
     TraceOptions options_;
@@ -110,7 +114,11 @@ private:
     MappingTracker mappings_;
     Symbolizer symbolizer_;
     std::map<int, ProcessState> processes_;
-    std::unordered_map<SiteId, FrameChain, SiteIdHash> frames_cache_;
+    // Frames by site, sorted by site: a snapshot looks its sites up in that
+    // order, in one pass. Sites symbolized since the last merge wait in
+    // frames_added_.
+    std::vector<std::pair<SiteId, FrameChain>> frames_cache_;
+    std::vector<std::pair<SiteId, FrameChain>> frames_added_;
     std::set<int> stale_symbols_;  // processes that mapped code since the last poll
     std::set<int> exited_;         // processes that exited since the last poll
     std::set<int> unreadable_;     // processes whose /proc files memobserve may not read
