@@ -54,6 +54,9 @@ public:
     const Frame& back() const { return list().back(); }
 
     void push_back(Frame frame);
+    // Ask the processor to fetch the chain's shared state ahead of a copy
+    // (a copy writes its reference count, usually a cache miss).
+    void prefetch() const { __builtin_prefetch(frames_.get(), 1); }
 
 private:
     const std::vector<Frame>& list() const;
@@ -234,6 +237,9 @@ struct Snapshot {
     // in a process, and charges it the bytes since the last one; 0 when
     // every fault took its stack.
     std::uint64_t fault_sample_bytes = 0;
+    // Seconds since resident was measured, when the live view measures it
+    // less often than it refreshes (not saved in snapshot files).
+    double resident_age_s = 0;
 };
 
 nlohmann::json to_json(const Snapshot& snapshot);

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <filesystem>
 
 #include "collectors/cgroup.h"
@@ -22,6 +23,19 @@
 namespace memobserve {
 
 namespace {
+
+// Sites ahead of the one being copied whose frame chains are prefetched.
+constexpr std::ptrdiff_t kPrefetchDistance = 16;
+
+// The share of one core that measuring residency may take: a pass that
+// costs more waits longer before the next one.
+constexpr double kResidencyCpuShare = 0.005;
+
+double thread_cpu_seconds() {
+    timespec now{};
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &now);
+    return static_cast<double>(now.tv_sec) + static_cast<double>(now.tv_nsec) * 1e-9;
+}
 
 std::vector<int> list_tasks(int pid) {
     std::vector<int> tasks;
@@ -417,7 +431,8 @@ void Tracer::tick() {
         inspect_allocators(process);
         read_process_totals(process);
     }
-    measure_residency();
+    if (std::chrono::steady_clock::now() >= next_residency_)
+        measure_residency();
 
     auto now = std::chrono::steady_clock::now();
     double seconds = std::chrono::duration<double>(now - last_tick_).count();
@@ -485,7 +500,18 @@ void Tracer::check_overhead(std::uint64_t probe_hits) {
 }
 
 void Tracer::measure_residency() {
+    double cpu_before = thread_cpu_seconds();
     last_residency_ = std::chrono::steady_clock::now();
+    measure_residency_now();
+    // A process with many live blocks makes each pass cost more: the next
+    // pass waits so that the passes stay within their share of a core.
+    double cost = thread_cpu_seconds() - cpu_before;
+    next_residency_ = std::chrono::steady_clock::now() +
+                      std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                          std::chrono::duration<double>(cost / kResidencyCpuShare));
+}
+
+void Tracer::measure_residency_now() {
     // Reading the live map walks all its buckets: skip it when no block came
     // or went since the last read.
     std::uint64_t live_changes = bpf_->read_stat(MO_STAT_LIVE_CHANGES);
@@ -600,15 +626,18 @@ std::vector<MappingInfo> Tracer::read_mappings(ProcessState& process) {
 
 Snapshot Tracer::snapshot(SnapshotDetail detail) {
     poll(std::chrono::milliseconds(0));
-    // The live view takes a snapshot right after each tick: one read of the
-    // live allocations and one pagemap pass per refresh are enough.
-    if (std::chrono::steady_clock::now() - last_residency_ > std::chrono::milliseconds(200))
+    // The live view takes a snapshot right after each tick, which measured
+    // residency when its pass was due. A snapshot file has it fresh.
+    if (detail == SnapshotDetail::mappings &&
+        std::chrono::steady_clock::now() - last_residency_ > std::chrono::milliseconds(200))
         measure_residency();
 
     Snapshot snapshot;
     snapshot.taken_at = rfc3339_now();
     snapshot.duration_s =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
+    snapshot.resident_age_s =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - last_residency_).count();
     snapshot.host.kernel = kernel_release();
     snapshot.host.page_size = page_size_;
     // Probes detached by the guard were on: the header says what happened.
@@ -656,6 +685,8 @@ Snapshot Tracer::snapshot(SnapshotDetail detail) {
             counters += parts[i].second;
         while (cached != frames_cache_.end() && cached->first < id)
             ++cached;
+        if (frames_cache_.end() - cached > kPrefetchDistance)
+            cached[kPrefetchDistance].second.prefetch();
 
         Site site;
         site.pid = static_cast<int>(id.pid);

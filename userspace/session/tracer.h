@@ -89,8 +89,9 @@ private:
     TargetInfo target_info() const;
     std::vector<CgroupMemory> target_cgroups() const;
     // Reads the live allocations into live_ and the residency of every
-    // site's blocks and mappings.
+    // site's blocks and mappings, and sets when the next pass is due.
     void measure_residency();
+    void measure_residency_now();
     std::vector<MappingInfo> read_mappings(ProcessState& process);
     void handle_event(const mo_event& event);
     void settle_symbols();
@@ -126,6 +127,7 @@ private:
     std::chrono::steady_clock::time_point started_;
     std::chrono::steady_clock::time_point last_tick_;
     std::chrono::steady_clock::time_point last_residency_;
+    std::chrono::steady_clock::time_point next_residency_;
     std::vector<std::pair<mo_live_key, mo_live_value>> live_;  // as of last_residency_
     bool live_read_ = false;
     std::uint64_t live_changes_read_ = 0;  // MO_STAT_LIVE_CHANGES when live_ was read

@@ -353,6 +353,12 @@ std::string render_header(const Snapshot& snapshot, const TableOptions& options)
                         totals.allocations == 1 ? "call" : "calls",
                         format_bytes(totals.live_bytes), format_bytes(totals.mapped_bytes),
                         format_bytes(totals.faulted_bytes), format_bytes(totals.resident_bytes));
+    // A pass over many live blocks is measured less often (see
+    // measure_residency in tracer.cpp).
+    if (snapshot.resident_age_s >= 0.5)
+        text += fmt::format("resident: as of {:.1f}s ago; measured less often than the view "
+                            "refreshes, to keep its cost under 0.5% of a CPU\n",
+                            snapshot.resident_age_s);
     const OverheadInfo& overhead = snapshot.overhead;
     if (!snapshot.alloc_probes && snapshot.target.kind == "all") {
         text += "allocator probes: off, the default for -a (--alloc-probes turns them on): allocated "
