@@ -391,34 +391,37 @@ std::string render_header(const Snapshot& snapshot, const TableOptions& options)
 }
 
 std::string render_sites(const Snapshot& snapshot, const TableOptions& options) {
+    // A row is a site of the snapshot, or of a group's sites merged across
+    // processes, and the number of processes it stands for. Rows point to
+    // the sites: a live view of 10000 sites copies none of them.
     std::vector<MergedSite> merged;
-    if (is_group_target(snapshot))
+    std::vector<std::pair<const Site*, std::size_t>> sites;
+    if (is_group_target(snapshot)) {
         merged = merge_across_processes(snapshot.sites);
-    else
+        for (const auto& site : merged)
+            sites.emplace_back(&site.site, site.pids.size());
+    } else {
         for (const auto& site : snapshot.sites)
-            merged.push_back({site, {site.pid}});
-    std::vector<const MergedSite*> sites;
-    for (const auto& site : merged)
-        sites.push_back(&site);
-    std::stable_sort(sites.begin(), sites.end(), [&](const MergedSite* left, const MergedSite* right) {
-        return site_value(left->site.counters, options.sort) > site_value(right->site.counters, options.sort);
+            sites.emplace_back(&site, 1);
+    }
+    std::stable_sort(sites.begin(), sites.end(), [&](const auto& left, const auto& right) {
+        return site_value(left.first->counters, options.sort) > site_value(right.first->counters, options.sort);
     });
 
     std::string text = fmt::format("{:>11} {:>11} {:>11} {:>11} {:>11} {:>9} {:>7}  {}\n", "RESIDENT",
                                    "MAPPED", "FAULTED", "LIVE", "ALLOCATED", "ALLOCS", "PID",
                                    "SITE (calling function < its callers)");
     std::size_t rows = 0;
-    for (const MergedSite* row : sites) {
+    for (const auto& [site, processes] : sites) {
         if (rows++ == options.rows)
             break;
-        const Site* site = &row->site;
         const auto& counters = site->counters;
         text += fmt::format("{:>11} {:>11} {:>11} {:>11} {:>11} {:>9} {:>7}  {}\n",
                             format_bytes(counters.resident_bytes), format_bytes(counters.mapped_bytes),
                             format_bytes(counters.faulted_bytes), format_bytes(counters.live_bytes),
                             format_bytes(counters.allocated_bytes), counters.allocations,
-                            row->pids.size() == 1 ? std::to_string(site->pid)
-                                                  : fmt::format("{} pids", row->pids.size()),
+                            processes == 1 ? std::to_string(site->pid)
+                                           : fmt::format("{} pids", processes),
                             site_label(*site));
     }
     if (sites.size() > options.rows)
