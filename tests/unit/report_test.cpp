@@ -12,6 +12,7 @@
 #include "util/atomic_file.h"
 #include "util/error.h"
 #include "views/folded.h"
+#include "views/text.h"
 
 using namespace memobserve;
 
@@ -55,6 +56,45 @@ TEST_CASE("folded stacks run from root to leaf", "[folded]") {
                     "service (7);main;leak;malloc 300\n");
     std::string resident = render_folded(two_site_snapshot(), SortKey::resident);
     CHECK(resident == "service (7);main;leak;malloc 4096\n");
+}
+
+TEST_CASE("site table lists the top sites by the sort key", "[text]") {
+    Snapshot snapshot = two_site_snapshot();
+    TableOptions options;
+    options.sort = SortKey::live;
+    options.rows = 1;
+    std::string table = render_sites(snapshot, options);
+    CHECK(table.find("leak < main") != std::string::npos);
+    CHECK(table.find("[unknown stack") == std::string::npos);
+    CHECK(table.find("(1 more sites)") != std::string::npos);
+
+    options.rows = 5;
+    table = render_sites(snapshot, options);
+    CHECK(table.find("leak < main") < table.find("[unknown stack"));
+    CHECK(table.find("more sites") == std::string::npos);
+}
+
+TEST_CASE("site table of a cgroup merges a stack across processes", "[text]") {
+    Snapshot snapshot = two_site_snapshot();
+    snapshot.target.kind = "cgroup";
+    Site other = snapshot.sites.front();
+    other.pid = 8;
+    other.counters.live_bytes = 700;
+    snapshot.sites.push_back(other);
+    TableOptions options;
+    options.sort = SortKey::live;
+    std::string table = render_sites(snapshot, options);
+    // 300 + 700 bytes live in two processes, on one row.
+    CHECK(table.find("1000 B") != std::string::npos);
+    CHECK(table.find("2 pids  leak < main") != std::string::npos);
+}
+
+TEST_CASE("header says when resident is older than the refresh", "[text]") {
+    Snapshot snapshot = two_site_snapshot();
+    TableOptions options;
+    CHECK(render_header(snapshot, options).find("resident: as of") == std::string::npos);
+    snapshot.resident_age_s = 2.04;
+    CHECK(render_header(snapshot, options).find("resident: as of 2.0s ago") != std::string::npos);
 }
 
 TEST_CASE("snapshot file round trip", "[snapshot_file]") {
