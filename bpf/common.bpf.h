@@ -85,8 +85,8 @@ struct {
 	__type(value, __u32);
 } site_slots SEC(".maps");
 
-/* A slot's key; its pid is written last, and a slot whose pid is 0 holds
- * no site (not yet, or never: a slot lost to a race stays empty). */
+/* The key of each slot. Its pid is written last, so a slot whose pid is 0
+ * contains no site yet (or never: a slot lost to a race stays empty). */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(map_flags, BPF_F_MMAPABLE);
@@ -232,11 +232,11 @@ struct frame_record {
 static __always_inline __u32 walk_user_stack(struct user_stack *stack)
 {
 	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
-	__u64 frame = BPF_CORE_READ(regs, bp);
-	__u64 below = BPF_CORE_READ(regs, sp);
+	__u64 frame = regs->bp;
+	__u64 below = regs->sp;
 	__u32 count = 1;
 
-	stack->frames[0] = BPF_CORE_READ(regs, ip);
+	stack->frames[0] = regs->ip;
 	set_reading_user_memory(1);
 	for (__u32 i = 1; i < MO_MAX_STACK_DEPTH; i++) {
 		struct frame_record record;
@@ -294,22 +294,24 @@ static __always_inline bool same_stack(const struct user_stack *stored,
 	return true;
 }
 
-/* Store the current user stack and return its id, or MO_UNKNOWN_STACK_ID
- * with the reason counted as a drop. */
-static __always_inline __s32 current_stack_id(void)
+/* Ids tried for one stack: its hash and the ids after it. With 10000
+ * stacks, two share a 31-bit hash in about one run of forty (an estimate by
+ * the birthday bound). The second stack then takes the next free id. */
+#define STACK_ID_TRIES 4
+#define STACK_ID_TAKEN (-100)
+
+/* Find or store the stack of `count` frames at `id`. Returns `id`,
+ * STACK_ID_TAKEN when a different stack is stored there, or
+ * MO_UNKNOWN_STACK_ID with the reason counted as a drop. It is a global
+ * function, so the verifier checks it once instead of once per try in every
+ * program. */
+__noinline int store_stack_at(struct user_stack *stack, __u32 count, __u32 id)
 {
-	__u32 zero = 0;
-	struct user_stack *stack = bpf_map_lookup_elem(&stack_scratch, &zero);
 	struct user_stack *stored;
-	__u32 count, id;
 	long error;
 
-	if (!stack) {
-		count_drop(MO_DROP_STACK_OTHER);
+	if (!stack)
 		return MO_UNKNOWN_STACK_ID;
-	}
-	count = walk_user_stack(stack);
-	id = stack_hash(stack, count);
 	stored = bpf_map_lookup_elem(&stacks, &id);
 	if (!stored) {
 		error = bpf_map_update_elem(&stacks, &id, stack, BPF_NOEXIST);
@@ -325,6 +327,30 @@ static __always_inline __s32 current_stack_id(void)
 	}
 	if (stored && same_stack(stored, stack, count))
 		return id;
+	return STACK_ID_TAKEN;
+}
+
+/* Store the current user stack and return its id, or MO_UNKNOWN_STACK_ID
+ * with the reason counted as a drop. Stacks are never deleted, so a stack
+ * found at none of its ids is not stored yet. */
+static __always_inline __s32 current_stack_id(void)
+{
+	__u32 zero = 0;
+	struct user_stack *stack = bpf_map_lookup_elem(&stack_scratch, &zero);
+	__u32 count, id;
+	int result;
+
+	if (!stack) {
+		count_drop(MO_DROP_STACK_OTHER);
+		return MO_UNKNOWN_STACK_ID;
+	}
+	count = walk_user_stack(stack);
+	id = stack_hash(stack, count);
+	for (__u32 try = 0; try < STACK_ID_TRIES; try++) {
+		result = store_stack_at(stack, count, (id + try) & 0x7fffffff);
+		if (result != STACK_ID_TAKEN)
+			return result;
+	}
 	count_drop(MO_DROP_STACK_COLLISION);
 	return MO_UNKNOWN_STACK_ID;
 }

@@ -38,7 +38,7 @@ static __always_inline int count_fault(unsigned long address, struct pt_regs *re
 	/* A fault inside an allocator call (calloc clearing a block, malloc
 	 * writing its headers) belongs to the allocator's caller, whose stack
 	 * is known already. */
-	call = enclosing_call(BPF_CORE_READ(regs, sp));
+	call = enclosing_call(regs->sp);
 	if (call) {
 		site = call->site;
 		add_faults(&site, page_size, 1);

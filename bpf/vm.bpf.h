@@ -44,7 +44,7 @@ static __always_inline bool is_vm_syscall(long id)
 static __always_inline void vm_call_site(__u64 pid_tgid, struct pt_regs *regs,
 					 struct mo_site_key *site)
 {
-	__u64 sp = BPF_CORE_READ(regs, sp);
+	__u64 sp = regs->sp;
 	struct allocator_call *call = enclosing_call(sp);
 
 	if (call) {
@@ -72,21 +72,21 @@ int BPF_PROG(vm_syscall_enter, struct pt_regs *regs, long id)
 	switch (id) {
 	case NR_MMAP:
 		call.type = MO_EVENT_MMAP;
-		call.length = BPF_CORE_READ(regs, si);
-		call.prot = BPF_CORE_READ(regs, dx);
-		call.flags = BPF_CORE_READ(regs, r10);
-		call.fd = (__s64)BPF_CORE_READ(regs, r8);
+		call.length = regs->si;
+		call.prot = regs->dx;
+		call.flags = regs->r10;
+		call.fd = (__s64)regs->r8;
 		break;
 	case NR_MUNMAP:
 		call.type = MO_EVENT_MUNMAP;
-		call.address = BPF_CORE_READ(regs, di);
-		call.length = BPF_CORE_READ(regs, si);
+		call.address = regs->di;
+		call.length = regs->si;
 		break;
 	case NR_MREMAP:
 		call.type = MO_EVENT_MREMAP;
-		call.old_address = BPF_CORE_READ(regs, di);
-		call.old_length = BPF_CORE_READ(regs, si);
-		call.length = BPF_CORE_READ(regs, dx);
+		call.old_address = regs->di;
+		call.old_length = regs->si;
+		call.length = regs->dx;
 		break;
 	case NR_BRK: {
 		struct task_struct *task = bpf_get_current_task_btf();
@@ -97,9 +97,9 @@ int BPF_PROG(vm_syscall_enter, struct pt_regs *regs, long id)
 	}
 	case NR_MADVISE:
 		call.type = MO_EVENT_MADVISE;
-		call.address = BPF_CORE_READ(regs, di);
-		call.length = BPF_CORE_READ(regs, si);
-		call.flags = BPF_CORE_READ(regs, dx);
+		call.address = regs->di;
+		call.length = regs->si;
+		call.flags = regs->dx;
 		if (call.flags != MADV_DONTNEED && call.flags != MADV_FREE &&
 		    call.flags != MADV_REMOVE)
 			return 0;
@@ -120,7 +120,7 @@ int BPF_PROG(vm_syscall_exit, struct pt_regs *regs, long result)
 
 	/* Every system call of the host ends here: leave the others before
 	 * any map lookup. */
-	if (!is_vm_syscall(BPF_CORE_READ(regs, orig_ax)))
+	if (!is_vm_syscall(regs->orig_ax))
 		return 0;
 	call = bpf_map_lookup_elem(&vm_calls, &pid_tgid);
 	if (!call)

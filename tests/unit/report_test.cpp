@@ -58,7 +58,7 @@ TEST_CASE("folded stacks run from root to leaf", "[folded]") {
     CHECK(resident == "service (7);main;leak;malloc 4096\n");
 }
 
-TEST_CASE("site table lists the top sites by the sort key", "[text]") {
+TEST_CASE("site table sorts and limits rows", "[text]") {
     Snapshot snapshot = two_site_snapshot();
     TableOptions options;
     options.sort = SortKey::live;
@@ -74,7 +74,7 @@ TEST_CASE("site table lists the top sites by the sort key", "[text]") {
     CHECK(table.find("more sites") == std::string::npos);
 }
 
-TEST_CASE("site table of a cgroup merges a stack across processes", "[text]") {
+TEST_CASE("cgroup site table merges processes", "[text]") {
     Snapshot snapshot = two_site_snapshot();
     snapshot.target.kind = "cgroup";
     Site other = snapshot.sites.front();
@@ -89,7 +89,7 @@ TEST_CASE("site table of a cgroup merges a stack across processes", "[text]") {
     CHECK(table.find("2 pids  leak < main") != std::string::npos);
 }
 
-TEST_CASE("header says when resident is older than the refresh", "[text]") {
+TEST_CASE("header shows the residency age", "[text]") {
     Snapshot snapshot = two_site_snapshot();
     TableOptions options;
     CHECK(render_header(snapshot, options).find("resident: as of") == std::string::npos);

@@ -435,7 +435,7 @@ void BpfSession::poll_events(int timeout_ms, const std::function<void(const mo_e
 }
 
 std::uint32_t BpfSession::sites_used() const {
-    // The BPF programs count on past the last slot when the arrays are full.
+    // The BPF programs count past the last slot when the arrays are full.
     return std::min(__atomic_load_n(&skeleton_->bss->sites_used, __ATOMIC_ACQUIRE),
                     bpf_map__max_entries(skeleton_->maps.site_keys));
 }

@@ -353,8 +353,8 @@ std::string render_header(const Snapshot& snapshot, const TableOptions& options)
                         totals.allocations == 1 ? "call" : "calls",
                         format_bytes(totals.live_bytes), format_bytes(totals.mapped_bytes),
                         format_bytes(totals.faulted_bytes), format_bytes(totals.resident_bytes));
-    // A pass over many live blocks is measured less often (see
-    // measure_residency in tracer.cpp).
+    // The tracer measures residency less often when a pass costs more (see
+    // Tracer::measure_residency).
     if (snapshot.resident_age_s >= 0.5)
         text += fmt::format("resident: as of {:.1f}s ago; measured less often than the view "
                             "refreshes, to keep its cost under 0.5% of a CPU\n",
@@ -391,9 +391,8 @@ std::string render_header(const Snapshot& snapshot, const TableOptions& options)
 }
 
 std::string render_sites(const Snapshot& snapshot, const TableOptions& options) {
-    // A row is a site of the snapshot, or of a group's sites merged across
-    // processes, and the number of processes it stands for. Rows point to
-    // the sites: a live view of 10000 sites copies none of them.
+    // Each row points to a site of the snapshot (or of a group's merged
+    // sites) and counts its processes, so a view of 10000 sites copies none.
     std::vector<MergedSite> merged;
     std::vector<std::pair<const Site*, std::size_t>> sites;
     if (is_group_target(snapshot)) {
