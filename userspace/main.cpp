@@ -33,6 +33,7 @@ int main(int argc, char** argv) {
     CLI::App app{"memobserve: per allocation site, how much memory a process allocated, mapped, "
                  "faulted in and holds resident, traced live with eBPF.\n"
                  "Without a command name, 'top' is assumed: memobserve -p PID"};
+    app.name("memobserve");
     app.set_version_flag("--version", "memobserve 0.1.0");
     app.require_subcommand(1);
 
@@ -47,11 +48,21 @@ int main(int argc, char** argv) {
     memobserve::CommandRunner run_diff = memobserve::setup_diff_command(*diff);
 
     std::vector<std::string> arguments = arguments_with_default_command(argc, argv);
+    std::string help_command = "memobserve --help";
+    if (!arguments.empty() && arguments.front().rfind('-', 0) != 0)
+        help_command = fmt::format("memobserve {} --help", arguments.front());
+    // CLI11 takes the arguments from the back of the vector.
     std::reverse(arguments.begin(), arguments.end());
     try {
         app.parse(arguments);
     } catch (const CLI::ParseError& error) {
-        return app.exit(error);
+        // Help and version exit 0. A usage error exits 2, as getopt and
+        // argparse tools do, with the message in memobserve's form.
+        if (error.get_exit_code() == 0)
+            return app.exit(error);
+        fmt::print(stderr, "memobserve: error: {}\n", error.what());
+        fmt::print(stderr, "memobserve: hint: run '{}' for the options\n", help_command);
+        return memobserve::kUsageExitCode;
     }
 
     try {

@@ -56,6 +56,20 @@ TEST_CASE("usage errors name the option", "[cli]") {
     CHECK(none.status != 0);
     CHECK_THAT(none.stderr_text, Catch::Contains("no target"));
 
+    Run pid = run_memobserve({"-p", "abc"});
+    CHECK(pid.status == 2);
+    CHECK_THAT(pid.stderr_text, Catch::Contains("--pid: invalid value 'abc': expected a whole "
+                                                "number from 1 to 4194304"));
+    CHECK_THAT(pid.stderr_text, Catch::Contains("memobserve top --help"));
+
+    Run interval = run_memobserve({"top", "-p", "1", "--interval", "0.01"});
+    CHECK(interval.status == 2);
+    CHECK_THAT(interval.stderr_text, Catch::Contains("expected a number from 0.1 to 3600"));
+
+    Run unknown = run_memobserve({"snapshot", "-o", "/tmp/x.json", "--no-such-option"});
+    CHECK(unknown.status == 2);
+    CHECK_THAT(unknown.stderr_text, Catch::Contains("--no-such-option"));
+
     Run directory = run_memobserve(
         {"snapshot", "-p", "1", "-o", "/nonexistent-memobserve-dir/out.json"});
     CHECK(directory.status != 0);

@@ -118,8 +118,8 @@ int run_report(const ReportOptions& options) {
         check_output_path(options.output);
     SortKey value;
     if (!parse_sort_key(options.value, value))
-        throw Error(fmt::format("invalid --value '{}'", options.value),
-                    "use one of allocated, live, mapped, faulted, resident");
+        throw usage_error(fmt::format("invalid --value '{}'", options.value),
+                          "use one of allocated, live, mapped, faulted, resident");
     Snapshot snapshot = load_snapshot(options.input);
 
     std::string text;
@@ -134,12 +134,12 @@ int run_report(const ReportOptions& options) {
     else if (options.format == "html")
         text = render_html(snapshot);
     else
-        throw Error(fmt::format("invalid --format '{}'", options.format),
-                    "use text, json, folded, pprof or html");
+        throw usage_error(fmt::format("invalid --format '{}'", options.format),
+                          "use text, json, folded, pprof or html");
 
     if (options.output.empty() && options.format == "pprof" && isatty(STDOUT_FILENO))
-        throw Error("pprof output is gzip-compressed binary data, not for a terminal",
-                    "write it to a file with -o FILE.pb.gz");
+        throw usage_error("pprof output is gzip-compressed binary data, not for a terminal",
+                          "write it to a file with -o FILE.pb.gz");
     if (options.output.empty()) {
         fmt::print("{}", text);
     } else {

@@ -69,10 +69,11 @@ CommandRunner setup_snapshot_command(CLI::App& app) {
     app.add_option("-d,--duration", options->duration_s,
                    "Seconds to trace before the snapshot (less if every target exits)")
         ->capture_default_str()
-        ->check(CLI::Range(0.0, 86400.0));
+        ->check(number_in(0, 86400));
     app.add_option("-o,--output", options->output, "Snapshot file to write (JSON)")->required();
     app.add_option("-t,--top", options->rows, "Number of sites in the printed summary")
-        ->capture_default_str();
+        ->capture_default_str()
+        ->check(whole_number_in(1, 100000));
     return [options] { return run_snapshot(*options); };
 }
 

@@ -40,8 +40,8 @@ int run_top(TopOptions& options) {
     validate_trace_options(options.trace);
     TableOptions table;
     if (!parse_sort_key(options.sort, table.sort))
-        throw Error(fmt::format("invalid --sort value '{}'", options.sort),
-                    "use one of allocated, live, mapped, faulted, resident");
+        throw usage_error(fmt::format("invalid --sort value '{}'", options.sort),
+                          "use one of allocated, live, mapped, faulted, resident");
     table.rows = options.rows;
 
     install_stop_handlers();
@@ -84,17 +84,17 @@ CommandRunner setup_top_command(CLI::App& app) {
     add_trace_options(app, options->trace);
     app.add_option("-i,--interval", options->interval_s, "Seconds between refreshes")
         ->capture_default_str()
-        ->check(CLI::Range(0.1, 3600.0));
+        ->check(number_in(0.1, 3600));
     app.add_option("-s,--sort", options->sort,
                    "Sort sites by allocated, live, mapped, faulted or resident bytes")
         ->capture_default_str();
     app.add_option("-t,--top", options->rows, "Number of sites shown")
         ->capture_default_str()
-        ->check(CLI::Range(1, 100000));
+        ->check(whole_number_in(1, 100000));
     app.add_option("-n,--iterations", options->iterations,
                    "Stop after this many refreshes (0: until Ctrl-C or the targets exit)")
         ->capture_default_str()
-        ->check(CLI::Range(0, 1000000000));
+        ->check(whole_number_in(0, 1000000000));
     return [options] { return run_top(*options); };
 }
 

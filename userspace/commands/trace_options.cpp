@@ -1,16 +1,52 @@
 #include "commands/trace_options.h"
 
+#include <cerrno>
+#include <charconv>
+#include <cmath>
+#include <cstdlib>
+
+#include <fmt/format.h>
+
 #include "collectors/cgroup_target.h"
 #include "util/error.h"
 #include "util/log.h"
 
 namespace memobserve {
 
+CLI::Validator whole_number_in(std::uint64_t low, std::uint64_t high) {
+    std::string expected = fmt::format("a whole number from {} to {}", low, high);
+    return CLI::Validator(
+        [=](std::string& text) -> std::string {
+            std::uint64_t value = 0;
+            const char* end = text.data() + text.size();
+            auto [stop, error] = std::from_chars(text.data(), end, value);
+            if (text.empty() || error != std::errc() || stop != end || value < low || value > high)
+                return fmt::format("invalid value '{}': expected {}", text, expected);
+            return {};
+        },
+        expected);
+}
+
+CLI::Validator number_in(double low, double high) {
+    std::string expected = fmt::format("a number from {} to {}", low, high);
+    return CLI::Validator(
+        [=](std::string& text) -> std::string {
+            char* stop = nullptr;
+            errno = 0;
+            double value = text.empty() ? NAN : std::strtod(text.c_str(), &stop);
+            bool parsed = !text.empty() && errno == 0 && *stop == '\0' && std::isfinite(value);
+            if (!parsed || value < low || value > high)
+                return fmt::format("invalid value '{}': expected {}", text, expected);
+            return {};
+        },
+        expected);
+}
+
 void add_trace_options(CLI::App& app, TraceCommandOptions& options) {
     app.add_option("-p,--pid", options.pids,
                    "Process to trace, with all its threads (repeat or separate with commas)")
         ->delimiter(',')
-        ->check(CLI::Range(1, 4194304).description("PID (1 to 4194304)"));
+        ->check(whole_number_in(1, 4194304));
     app.add_option("-c,--cgroup", options.cgroup,
                    "Trace every process of a cgroup and its descendants, including processes "
                    "that start later: a cgroup v2 id (the directory's inode number) or a path "
@@ -33,15 +69,15 @@ void add_trace_options(CLI::App& app, TraceCommandOptions& options) {
     app.add_option("--max-sites", options.trace.max_sites,
                    "Capacity of the per-site counter map, in sites")
         ->capture_default_str()
-        ->check(CLI::Range(1024u, 1u << 24));
+        ->check(whole_number_in(1024, 1u << 24));
     app.add_option("--max-stacks", options.max_stacks,
                    "Capacity of the stack map, in distinct stacks (default 16384, and 65536 for "
                    "--cgroup, --container and -a)")
-        ->check(CLI::Range(1024u, 1u << 22));
+        ->check(whole_number_in(1024, 1u << 22));
     app.add_option("--max-live", options.trace.max_live_allocations,
                    "Capacity of the live-allocation map, in allocations")
         ->capture_default_str()
-        ->check(CLI::Range(1024u, 1u << 26));
+        ->check(whole_number_in(1024, 1u << 26));
     app.add_option("--fault-sample", options.fault_sample,
                    "Bytes faulted in a process between two user stacks of the fault layer "
                    "(suffixes K, M, G: powers of 1024), or 'exact' for a stack on every fault. "
@@ -75,12 +111,12 @@ std::uint64_t parse_fault_sample(const std::string& text) {
                          : (suffix == "G" || suffix == "GiB") ? 1024 * 1024 * 1024
                                                               : 0;
     if (end == 0 || unit == 0 || value == 0 || text[0] == '-')
-        throw Error(fmt::format("invalid --fault-sample value '{}'", text),
-                    "give a size such as 256K or 1M, or 'exact'");
+        throw usage_error(fmt::format("invalid --fault-sample value '{}'", text),
+                          "give a size such as 256K or 1M, or 'exact'");
     std::uint64_t bytes = value * unit;
     if (bytes < 4096 || bytes / unit != value)
-        throw Error(fmt::format("--fault-sample {} is out of range", text),
-                    "give at least one page (4K), or 'exact' for a stack on every fault");
+        throw usage_error(fmt::format("--fault-sample {} is out of range", text),
+                          "give at least one page (4K), or 'exact' for a stack on every fault");
     return bytes;
 }
 
@@ -97,8 +133,8 @@ double parse_max_overhead(const std::string& given) {
         end = 0;
     }
     if (end == 0 || end != text.size() || !(percent > 0) || percent > 100)
-        throw Error(fmt::format("invalid --max-overhead value '{}'", given),
-                    "give a percentage above 0 and up to 100, such as 5 or 0.5, or 'none'");
+        throw usage_error(fmt::format("invalid --max-overhead value '{}'", given),
+                          "give a percentage above 0 and up to 100, such as 5 or 0.5, or 'none'");
     return percent;
 }
 
@@ -108,17 +144,18 @@ void validate_trace_options(TraceCommandOptions& options) {
     int kinds = !options.pids.empty() + !options.command.empty() + !options.cgroup.empty() +
                 !options.container.empty() + options.all;
     if (kinds == 0)
-        throw Error("no target given",
-                    "name processes with -p PID, a cgroup with --cgroup, a container with "
-                    "--container, every process with -a, or a command after --");
+        throw usage_error("no target given",
+                          "name processes with -p PID, a cgroup with --cgroup, a container with "
+                          "--container, every process with -a, or a command after --");
     if (kinds > 1)
-        throw Error("more than one kind of target given",
-                    "trace one of: processes (-p), a cgroup (--cgroup), a container (--container), "
-                    "the host (-a), or a command (--)");
+        throw usage_error("more than one kind of target given",
+                          "trace one of: processes (-p), a cgroup (--cgroup), a container "
+                          "(--container), the host (-a), or a command (--)");
     if (options.alloc_probes && options.no_alloc_probes)
-        throw Error("both --alloc-probes and --no-alloc-probes given", "choose one");
+        throw usage_error("both --alloc-probes and --no-alloc-probes given", "choose one");
     if (options.alloc_probes && !options.all)
-        throw Error("--alloc-probes is for -a", "allocator probes are on by default for other targets");
+        throw usage_error("--alloc-probes is for -a",
+                          "allocator probes are on by default for other targets");
     options.trace.alloc_probes = options.all ? options.alloc_probes : !options.no_alloc_probes;
     options.trace.follow_children = !options.no_follow;
     options.trace.fault_sample_bytes = parse_fault_sample(options.fault_sample);

@@ -27,6 +27,11 @@ struct TraceCommandOptions {
     int verbosity = 0;
 };
 
+// Checks of numeric options whose messages name the value and the accepted
+// range: "invalid value 'abc': expected a whole number from 1 to 4194304".
+CLI::Validator whole_number_in(std::uint64_t low, std::uint64_t high);
+CLI::Validator number_in(double low, double high);
+
 // Register the targets (-p, --cgroup, --container, -a, a command after --),
 // --no-alloc-probes, map sizes and -v.
 void add_trace_options(CLI::App& app, TraceCommandOptions& options);

@@ -22,6 +22,14 @@ private:
     int exit_code_;
 };
 
+// Exit status of an invalid command line, as getopt and argparse tools use.
+constexpr int kUsageExitCode = 2;
+
+// Create an Error for an invalid command line (exit status 2).
+inline Error usage_error(std::string message, std::string hint) {
+    return Error(std::move(message), std::move(hint), kUsageExitCode);
+}
+
 // Describe errno value `error` the way strerror does, with its symbolic name.
 std::string describe_errno(int error);
 
