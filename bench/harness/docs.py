@@ -73,7 +73,7 @@ def section(comparisons, costs, checks, host, command, sizes: Sizes, finished_at
             + "; or ".join(f"{description} ({state})"
                            for state, description in self_cost.STATES.items()
                            if any(cost.state == state for cost in costs))
-            + ". A busy target makes every refresh read the live-allocation map again. "
+            + ". On a busy target each residency pass reads the live-allocation map again. "
             "CPU is utime + stime from /proc/PID/stat over the window, which starts after "
             "the first refresh that shows every site. Memory is VmRSS and VmHWM from "
             "/proc/PID/status at its end, and the memlock bytes of its BPF maps from "
