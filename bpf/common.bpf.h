@@ -36,9 +36,18 @@ const volatile __u64 fault_sample_bytes = 0;
 /* MO_FILTER_ALL: memobserve's own process, left out. */
 const volatile __u32 self_tgid = 0;
 
-/* Losses and other counters, read by userspace through the skeleton. */
+/* Losses, read by userspace through the skeleton. */
 __u64 drops[MO_DROP_COUNT] = {};
-__u64 stats[MO_STAT_COUNT] = {};
+
+/* Counters that are not losses, one set per CPU: a pair of malloc and free
+ * adds to them five times, and threads on several CPUs would otherwise
+ * contend for one cache line. Userspace sums the CPUs. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, MO_STAT_COUNT);
+	__type(key, __u32);
+	__type(value, __u64);
+} stats SEC(".maps");
 
 /* tgid -> 1 for every traced process. Written by userspace at start and by the
  * fork program when following children. Sized by the loader. */
@@ -201,8 +210,13 @@ static __always_inline void send_code_mappings(__u32 tgid, __u64 start, __u64 en
 
 static __always_inline void count_stat(enum mo_stat kind)
 {
-	if (kind < MO_STAT_COUNT)
-		__sync_fetch_and_add(&stats[kind], 1);
+	__u32 key = kind;
+	__u64 *count = bpf_map_lookup_elem(&stats, &key);
+
+	/* Atomic even per CPU: a fault program may run inside an allocator
+	 * program on the same CPU. */
+	if (count)
+		__sync_fetch_and_add(count, 1);
 }
 
 /* Whether `tgid`, the current process, is traced. In cgroup mode the current

@@ -495,10 +495,23 @@ Drops BpfSession::read_drops() const {
     drops.stack_errors = counts[MO_DROP_STACK_OTHER];
     drops.allocator_calls_map_full = counts[MO_DROP_PENDING_MAP_FULL];
     drops.event_ring_full = counts[MO_DROP_EVENT_RING_FULL];
-    drops.allocator_returns_lost = skeleton_->bss->stats[MO_STAT_LOST_RETURNS];
+    drops.allocator_returns_lost = read_stat(MO_STAT_LOST_RETURNS);
     return drops;
 }
 
-std::uint64_t BpfSession::read_stat(mo_stat stat) const { return skeleton_->bss->stats[stat]; }
+std::uint64_t BpfSession::read_stat(mo_stat stat) const {
+    // The kernel writes one value per possible CPU.
+    static const int cpus = libbpf_num_possible_cpus();
+    if (cpus <= 0)
+        return 0;
+    std::vector<std::uint64_t> counts(static_cast<std::size_t>(cpus));
+    __u32 key = stat;
+    if (bpf_map_lookup_elem(bpf_map__fd(skeleton_->maps.stats), &key, counts.data()) != 0)
+        return 0;
+    std::uint64_t total = 0;
+    for (std::uint64_t count : counts)
+        total += count;
+    return total;
+}
 
 }  // namespace memobserve
