@@ -213,8 +213,8 @@ static __always_inline void count_stat(enum mo_stat kind)
 	__u32 key = kind;
 	__u64 *count = bpf_map_lookup_elem(&stats, &key);
 
-	/* Atomic even per CPU: a fault program may run inside an allocator
-	 * program on the same CPU. */
+	/* Atomic even per CPU, because a program can run nested in another on
+	 * the same CPU (the fault program, when a read of user memory faults). */
 	if (count)
 		__sync_fetch_and_add(count, 1);
 }
