@@ -337,6 +337,37 @@ TEST_CASE("attaching to a process inside malloc loses no return", "[integration]
     target.close_stdin();
 }
 
+TEST_CASE("tracing a process again loses no free", "[integration][alloc]") {
+    if (!have_root("tracing a process again loses no free"))
+        return;
+    // On a process traced before, the kernel took tens of milliseconds to
+    // place one probe. Free probes placed after the malloc probes then left
+    // the blocks of that time live for good.
+    Child target({workload("alloc_cases"), "churn-threads", "8", "30"});
+    REQUIRE(target.wait_for_line("ready"));
+    target.write_line("go");
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    std::string first = temporary_path("first.json");
+    Child earlier({memobserve_binary(), "snapshot", "-p", std::to_string(target.pid()), "--duration",
+                   "1", "-o", first});
+    REQUIRE(earlier.wait(60) == 0);
+    unlink(first.c_str());
+
+    std::string output = temporary_path("again.json");
+    Child tracer({memobserve_binary(), "snapshot", "-p", std::to_string(target.pid()), "--duration",
+                  "2", "--max-overhead", "none", "-o", output});
+    REQUIRE(tracer.wait(60) == 0);
+    std::ifstream file(output);
+    json snapshot = json::parse(file);
+    unlink(output.c_str());
+
+    // Each thread frees its block right after the malloc: at most one
+    // block per thread is live.
+    CHECK(sum_at(snapshot, "churn_until", "allocations") > 10000);
+    CHECK(sum_at(snapshot, "churn_until", "live_allocations") <= 8);
+    target.signal(SIGKILL);
+}
+
 TEST_CASE("overhead guard off with none", "[integration][overhead]") {
     if (!have_root("overhead guard off with none"))
         return;

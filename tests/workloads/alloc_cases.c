@@ -211,6 +211,39 @@ __attribute__((noinline)) void churn_then_map(int seconds)
 	map_after_churn();
 }
 
+/* Pairs of malloc and free until `end`, each thread with its own block, as
+ * busy services allocate: at most one block per thread is live. */
+__attribute__((noinline)) void churn_until(time_t end)
+{
+	void *volatile block;
+
+	while (time(NULL) < end) {
+		for (int i = 0; i < 1000; i++) {
+			block = malloc(32 + i);
+			free(block);
+		}
+	}
+}
+
+static void *churn_thread(void *argument)
+{
+	churn_until(*(time_t *)argument);
+	return NULL;
+}
+
+static void churn_in_threads(int count, int seconds)
+{
+	pthread_t threads[16];
+	time_t end = time(NULL) + seconds;
+
+	if (count > 16)
+		count = 16;
+	for (int i = 0; i < count; i++)
+		pthread_create(&threads[i], NULL, churn_thread, &end);
+	for (int i = 0; i < count; i++)
+		pthread_join(threads[i], NULL);
+}
+
 /* A thread that waits in read() on a pipe that is never written, so that its
  * stack pointer is visible in /proc/PID/task/TID/syscall. */
 static pthread_barrier_t thread_started;
@@ -283,6 +316,8 @@ int main(int argc, char **argv)
 		allocate_and_free_half();
 	else if (!strcmp(name, "churn"))
 		churn_then_map(argc > 2 ? atoi(argv[2]) : 4);
+	else if (!strcmp(name, "churn-threads") && argc > 3)
+		churn_in_threads(atoi(argv[2]), atoi(argv[3]));
 	else if (!strcmp(name, "premapped"))
 		map_after_attach();
 	else if (!strcmp(name, "paths"))

@@ -323,10 +323,19 @@ std::string BpfSession::attach_allocator(const AllocatorFile& file, int pid) {
     if (has_allocator_probes(file, pid))
         return {};
 
+    // The kernel places a link's probes one after the other, in the order
+    // given, and on a process it traced before one probe took tens of
+    // milliseconds. Frees go first: a free seen before the allocations is
+    // only an untracked free, while an allocation seen before the frees
+    // would stay live for good.
+    std::vector<AllocatorFunction> functions = file.functions;
+    std::stable_partition(functions.begin(), functions.end(), [](const AllocatorFunction& function) {
+        return allocator_kind(function.name) == MO_ALLOC_FREE;
+    });
     std::vector<std::uint64_t> entry_offsets;
     std::vector<std::uint64_t> entry_kinds;
     std::vector<std::uint64_t> return_offsets;
-    for (const auto& function : file.functions) {
+    for (const auto& function : functions) {
         std::uint64_t kind = allocator_kind(function.name);
         entry_offsets.push_back(function.file_offset);
         entry_kinds.push_back(kind);
