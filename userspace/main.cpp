@@ -13,17 +13,26 @@
 
 namespace {
 
-// `memobserve -p PID` means `memobserve top -p PID`.
+const char* const kCommands[] = {"top", "snapshot", "report", "diff"};
+
+// `memobserve -p PID` means `memobserve top -p PID`. A first word that is
+// neither an option nor a command name is a mistyped command: running it
+// as a program to trace would start whatever it names.
 std::vector<std::string> arguments_with_default_command(int argc, char** argv) {
     std::vector<std::string> arguments(argv + 1, argv + argc);
-    static const char* const commands[] = {"top", "snapshot", "report", "diff"};
-    bool help = !arguments.empty() && (arguments[0] == "-h" || arguments[0] == "--help" ||
-                                       arguments[0] == "--version");
-    bool named = !arguments.empty() &&
-                 std::any_of(std::begin(commands), std::end(commands),
-                             [&](const char* command) { return arguments[0] == command; });
-    if (!arguments.empty() && !help && !named)
-        arguments.insert(arguments.begin(), "top");
+    if (arguments.empty())
+        return arguments;
+    const std::string& first = arguments[0];
+    bool named = std::any_of(std::begin(kCommands), std::end(kCommands),
+                             [&](const char* command) { return first == command; });
+    if (named || first == "-h" || first == "--help" || first == "--version")
+        return arguments;
+    if (first.rfind('-', 0) != 0)
+        throw memobserve::usage_error(
+            fmt::format("unknown command '{}'", first),
+            "use top, snapshot, report or diff; a program to trace goes after --, as in "
+            "'memobserve top -- ./server'");
+    arguments.insert(arguments.begin(), "top");
     return arguments;
 }
 
@@ -47,7 +56,14 @@ int main(int argc, char** argv) {
     CLI::App* diff = app.add_subcommand("diff", "Growth per site and per process between two snapshots");
     memobserve::CommandRunner run_diff = memobserve::setup_diff_command(*diff);
 
-    std::vector<std::string> arguments = arguments_with_default_command(argc, argv);
+    std::vector<std::string> arguments;
+    try {
+        arguments = arguments_with_default_command(argc, argv);
+    } catch (const memobserve::Error& error) {
+        fmt::print(stderr, "memobserve: error: {}\nmemobserve: hint: {}\n", error.what(), error.hint());
+        return error.exit_code();
+    }
+    bool separator = std::find(arguments.begin(), arguments.end(), "--") != arguments.end();
     std::string help_command = "memobserve --help";
     if (!arguments.empty() && arguments.front().rfind('-', 0) != 0)
         help_command = fmt::format("memobserve {} --help", arguments.front());
@@ -66,6 +82,17 @@ int main(int argc, char** argv) {
     }
 
     try {
+        // Words before -- that CLI11 took for the program to trace: a
+        // stray word must not start a program.
+        for (CLI::App* command : {top, snapshot}) {
+            const auto& words = command->get_option("command")->results();
+            if (command->parsed() && !words.empty() && !separator)
+                throw memobserve::usage_error(
+                    fmt::format("unexpected argument '{}'", words.front()),
+                    fmt::format("to start a program and trace it, put it after --, as in "
+                                "'memobserve {} -- {}'",
+                                command->get_name(), words.front()));
+        }
         if (top->parsed())
             return run_top();
         if (report->parsed())

@@ -66,6 +66,14 @@ TEST_CASE("usage errors name the option", "[cli]") {
     CHECK(interval.status == 2);
     CHECK_THAT(interval.stderr_text, Catch::Contains("expected a number from 0.1 to 3600"));
 
+    // A mistyped command name or a program without -- starts nothing.
+    Run typo = run_memobserve({"reprot", "x.json"});
+    CHECK(typo.status == 2);
+    CHECK_THAT(typo.stderr_text, Catch::Contains("unknown command 'reprot'"));
+    Run no_separator = run_memobserve({"top", "true"});
+    CHECK(no_separator.status == 2);
+    CHECK_THAT(no_separator.stderr_text, Catch::Contains("'memobserve top -- true'"));
+
     Run unknown = run_memobserve({"snapshot", "-o", "/tmp/x.json", "--no-such-option"});
     CHECK(unknown.status == 2);
     CHECK_THAT(unknown.stderr_text, Catch::Contains("--no-such-option"));

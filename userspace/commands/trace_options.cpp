@@ -67,7 +67,7 @@ void add_trace_options(CLI::App& app, TraceCommandOptions& options) {
                  "With -a: probe the malloc family of every process as well");
     app.add_flag("--no-follow", options.no_follow, "Do not trace children the targets fork");
     app.add_option("--max-sites", options.trace.max_sites,
-                   "Capacity of the per-site counter map, in sites")
+                   "Capacity of the per-site counters, in sites")
         ->capture_default_str()
         ->check(whole_number_in(1024, 1u << 24));
     app.add_option("--max-stacks", options.max_stacks,
