@@ -74,6 +74,22 @@ TEST_CASE("site table sorts and limits rows", "[text]") {
     CHECK(table.find("more sites") == std::string::npos);
 }
 
+TEST_CASE("site table tells apart one function's sites", "[text]") {
+    Snapshot snapshot = two_site_snapshot();
+    Site second = snapshot.sites.front();
+    second.frames = {{0x10, "malloc", "/lib/libc.so.6", 0, "", 0},
+                     {0x28, "leak", "/srv/service", 12, "service.c", 41},
+                     {0x30, "main", "/srv/service", 9, "", 0}};
+    snapshot.sites.push_back(second);
+    TableOptions options;
+    options.sort = SortKey::live;
+    std::string table = render_sites(snapshot, options);
+    CHECK(table.find("leak+0x4 < main") != std::string::npos);
+    CHECK(table.find("leak (service.c:41) < main") != std::string::npos);
+    // A label that no other row shares stays short.
+    CHECK(table.find("[unknown stack: not stored, see drops]") != std::string::npos);
+}
+
 TEST_CASE("cgroup site table merges processes", "[text]") {
     Snapshot snapshot = two_site_snapshot();
     snapshot.target.kind = "cgroup";

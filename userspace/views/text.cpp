@@ -160,7 +160,7 @@ std::string format_bytes(std::uint64_t bytes) {
     return fmt::format("{:.2f} {}", value, units[unit]);
 }
 
-std::string site_label(const Site& site) {
+std::string site_label(const Site& site, bool with_location) {
     if (site.unknown_stack && site.frames.empty())
         return "[unknown stack: not stored, see drops]";
     if (site.unknown_stack)
@@ -178,9 +178,14 @@ std::string site_label(const Site& site) {
         first = 0;
     std::string label;
     for (std::size_t i = first; i < site.frames.size() && i < first + 3; ++i) {
+        const Frame& frame = site.frames[i];
         if (!label.empty())
             label += " < ";
-        label += frame_name(site.frames[i]);
+        label += frame_name(frame);
+        if (i == first && with_location && frame.line > 0 && !frame.file.empty())
+            label += fmt::format(" ({}:{})", basename_of(frame.file), frame.line);
+        else if (i == first && with_location && !frame.symbol.empty())
+            label += fmt::format("+{:#x}", frame.offset);
     }
     return label;
 }
@@ -410,10 +415,18 @@ std::string render_sites(const Snapshot& snapshot, const TableOptions& options) 
     std::string text = fmt::format("{:>11} {:>11} {:>11} {:>11} {:>11} {:>9} {:>7}  {}\n", "RESIDENT",
                                    "MAPPED", "FAULTED", "LIVE", "ALLOCATED", "ALLOCS", "PID",
                                    "SITE (calling function < its callers)");
+    // Two rows from one function read alike: those get their source lines.
+    std::size_t shown_rows = std::min(sites.size(), options.rows);
+    std::map<std::string, int> label_counts;
+    for (std::size_t i = 0; i < shown_rows; ++i)
+        ++label_counts[site_label(*sites[i].first)];
     std::size_t rows = 0;
     for (const auto& [site, processes] : sites) {
         if (rows++ == options.rows)
             break;
+        std::string label = site_label(*site);
+        if (label_counts[label] > 1)
+            label = site_label(*site, true);
         const auto& counters = site->counters;
         text += fmt::format("{:>11} {:>11} {:>11} {:>11} {:>11} {:>9} {:>7}  {}\n",
                             format_bytes(counters.resident_bytes), format_bytes(counters.mapped_bytes),
@@ -421,7 +434,7 @@ std::string render_sites(const Snapshot& snapshot, const TableOptions& options) 
                             format_bytes(counters.allocated_bytes), counters.allocations,
                             processes == 1 ? std::to_string(site->pid)
                                            : fmt::format("{} pids", processes),
-                            site_label(*site));
+                            label);
     }
     if (sites.size() > options.rows)
         text += fmt::format("({} more sites)\n", sites.size() - options.rows);

@@ -23,8 +23,10 @@ std::uint64_t site_value(const SiteCounters& counters, SortKey key);
 std::string format_bytes(std::uint64_t bytes);
 
 // Calling function of a site, skipping the allocator's own frames, and its
-// next two callers: "leak_foo < main < __libc_start_call_main".
-std::string site_label(const Site& site);
+// next two callers: "leak_foo < main < __libc_start_call_main". With
+// `with_location`, the calling function's source line, or else its offset:
+// "leak_foo (leak.c:12) < main < ...", to tell apart sites in one function.
+std::string site_label(const Site& site, bool with_location = false);
 
 struct TableOptions {
     SortKey sort = SortKey::resident;
