@@ -28,6 +28,21 @@ bool within(std::uint64_t value, std::uint64_t expected, double tolerance) {
     return std::abs(difference) <= tolerance * static_cast<double>(expected);
 }
 
+// Trace the running process `pid` for `seconds` and return the snapshot.
+json snapshot_of_running(int pid, const std::string& seconds,
+                         const std::vector<std::string>& options = {"--max-overhead", "none"}) {
+    std::string output = temporary_path("running.json");
+    std::vector<std::string> command = {memobserve_binary(), "snapshot", "-p", std::to_string(pid),
+                                        "--duration", seconds, "-o", output};
+    command.insert(command.end(), options.begin(), options.end());
+    Child tracer(command);
+    REQUIRE(tracer.wait(60) == 0);
+    std::ifstream file(output);
+    json snapshot = json::parse(file);
+    unlink(output.c_str());
+    return snapshot;
+}
+
 }  // namespace
 
 TEST_CASE("untouched, written and half-written blocks", "[integration][alloc]") {
@@ -324,13 +339,7 @@ TEST_CASE("attaching to a process inside malloc loses no return", "[integration]
     REQUIRE(target.wait_for_line("ready"));
     target.write_line("go");
     std::this_thread::sleep_for(std::chrono::milliseconds(300));
-    std::string output = temporary_path("busy.json");
-    Child tracer({memobserve_binary(), "snapshot", "-p", std::to_string(target.pid()), "--duration",
-                  "2", "--max-overhead", "none", "-o", output});
-    REQUIRE(tracer.wait(60) == 0);
-    std::ifstream file(output);
-    json snapshot = json::parse(file);
-    unlink(output.c_str());
+    json snapshot = snapshot_of_running(target.pid(), "2");
 
     CHECK(sum_at(snapshot, "churn_then_map", "allocations") > 10000);
     CHECK(drop(snapshot, "allocator_returns_lost") == 0);
@@ -347,19 +356,9 @@ TEST_CASE("tracing a process again loses no free", "[integration][alloc]") {
     REQUIRE(target.wait_for_line("ready"));
     target.write_line("go");
     std::this_thread::sleep_for(std::chrono::milliseconds(300));
-    std::string first = temporary_path("first.json");
-    Child earlier({memobserve_binary(), "snapshot", "-p", std::to_string(target.pid()), "--duration",
-                   "1", "-o", first});
-    REQUIRE(earlier.wait(60) == 0);
-    unlink(first.c_str());
-
-    std::string output = temporary_path("again.json");
-    Child tracer({memobserve_binary(), "snapshot", "-p", std::to_string(target.pid()), "--duration",
-                  "2", "--max-overhead", "none", "-o", output});
-    REQUIRE(tracer.wait(60) == 0);
-    std::ifstream file(output);
-    json snapshot = json::parse(file);
-    unlink(output.c_str());
+    // The first trace keeps the default guard, which detaches the probes.
+    snapshot_of_running(target.pid(), "1", {});
+    json snapshot = snapshot_of_running(target.pid(), "2");
 
     // Each thread frees its block right after the malloc: at most one
     // block per thread is live.
