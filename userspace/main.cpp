@@ -36,6 +36,14 @@ std::vector<std::string> arguments_with_default_command(int argc, char** argv) {
     return arguments;
 }
 
+// Print `error` and its hint in memobserve's form; returns its exit status.
+int report_error(const memobserve::Error& error) {
+    fmt::print(stderr, "memobserve: error: {}\n", error.what());
+    if (!error.hint().empty())
+        fmt::print(stderr, "memobserve: hint: {}\n", error.hint());
+    return error.exit_code();
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -60,8 +68,7 @@ int main(int argc, char** argv) {
     try {
         arguments = arguments_with_default_command(argc, argv);
     } catch (const memobserve::Error& error) {
-        fmt::print(stderr, "memobserve: error: {}\nmemobserve: hint: {}\n", error.what(), error.hint());
-        return error.exit_code();
+        return report_error(error);
     }
     bool separator = std::find(arguments.begin(), arguments.end(), "--") != arguments.end();
     std::string help_command = "memobserve --help";
@@ -76,9 +83,8 @@ int main(int argc, char** argv) {
         // argparse tools do, with the message in memobserve's form.
         if (error.get_exit_code() == 0)
             return app.exit(error);
-        fmt::print(stderr, "memobserve: error: {}\n", error.what());
-        fmt::print(stderr, "memobserve: hint: run '{}' for the options\n", help_command);
-        return memobserve::kUsageExitCode;
+        return report_error(memobserve::usage_error(
+            error.what(), fmt::format("run '{}' for the options", help_command)));
     }
 
     try {
@@ -101,9 +107,6 @@ int main(int argc, char** argv) {
             return run_diff();
         return run_snapshot();
     } catch (const memobserve::Error& error) {
-        fmt::print(stderr, "memobserve: error: {}\n", error.what());
-        if (!error.hint().empty())
-            fmt::print(stderr, "memobserve: hint: {}\n", error.hint());
-        return error.exit_code();
+        return report_error(error);
     }
 }

@@ -296,14 +296,14 @@ void BpfSession::forget_target(int pid) {
     __u32 key = static_cast<__u32>(pid);
     bpf_map__delete_elem(skeleton_->maps.targets, &key, sizeof(key), 0);
     // The slots stay taken and empty.
-    const auto* keys = site_keys_.values<mo_site_key>();
     const mo_site_key no_site = {};
     const mo_site_counters no_counters = {};
-    for (__u32 slot = 0; slot < sites_used(); ++slot) {
-        mo_site_key site = keys[slot];
-        if (site.pid != key)
+    std::uint32_t used = sites_used();
+    for (__u32 slot = 0; slot < used; ++slot) {
+        std::optional<mo_site_key> site = stored_site(slot);
+        if (!site || site->pid != key)
             continue;
-        bpf_map__delete_elem(skeleton_->maps.site_slots, &site, sizeof(site), 0);
+        bpf_map__delete_elem(skeleton_->maps.site_slots, &*site, sizeof(*site), 0);
         bpf_map__update_elem(skeleton_->maps.site_keys, &slot, sizeof(slot), &no_site,
                              sizeof(no_site), BPF_ANY);
         bpf_map__update_elem(skeleton_->maps.site_counters_by_slot, &slot, sizeof(slot),
@@ -454,15 +454,17 @@ std::vector<std::pair<mo_site_key, mo_site_counters>> BpfSession::read_sites() c
     std::uint32_t used = sites_used();
     sites.reserve(used);
     for (std::uint32_t slot = 0; slot < used; ++slot) {
-        if (auto key = site_in_slot(slot))
+        if (auto key = stored_site(slot))
             sites.emplace_back(*key, site_counters_.values<mo_site_counters>()[slot]);
     }
     return sites;
 }
 
 std::optional<mo_site_key> BpfSession::site_in_slot(std::uint32_t slot) const {
-    if (slot >= sites_used())
-        return std::nullopt;
+    return slot < sites_used() ? stored_site(slot) : std::nullopt;
+}
+
+std::optional<mo_site_key> BpfSession::stored_site(std::uint32_t slot) const {
     const mo_site_key& stored = site_keys_.values<mo_site_key>()[slot];
     // The BPF program writes the pid last.
     std::uint32_t pid = __atomic_load_n(&stored.pid, __ATOMIC_ACQUIRE);

@@ -141,6 +141,8 @@ private:
     };
 
     std::uint32_t sites_used() const;
+    // The key in `slot`, below sites_used(); nullopt while the slot is empty.
+    std::optional<mo_site_key> stored_site(std::uint32_t slot) const;
     void attach_tracepoints();
     // Detach the return probes, or every other uprobe.
     void detach_uprobes(bool return_probes);
